@@ -1,0 +1,283 @@
+/*
+ * rill — the asyncio Streams model in C.
+ *
+ * Every operation that takes a callback and returns 0 calls it exactly once,
+ * and never from inside the call that started it: completions are delivered
+ * from the loop. An operation that returns an error never calls back.
+ *
+ * Errors are negative ints: system errors are -errno, rill's own sit below
+ * -4000. rill_strerror() describes any of them.
+ */
+#ifndef RILL_H
+#define RILL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <sys/types.h>
+#include <sys/time.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RILL_VERSION_MAJOR 0
+#define RILL_VERSION_MINOR 1
+#define RILL_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------ errors */
+
+#define RILL_EINVAL    (-EINVAL)
+#define RILL_ENOMEM    (-ENOMEM)
+#define RILL_ECANCELED (-ECANCELED)
+#define RILL_ETIMEDOUT (-ETIMEDOUT)
+#define RILL_EBUSY     (-EBUSY)
+#define RILL_ENOBUFS   (-ENOBUFS)
+
+/* rill's own errors: frozen values, never reused. */
+#define RILL_EINCOMPLETE (-4001) /* EOF before the read was complete (IncompleteReadError) */
+#define RILL_ELIMIT      (-4002) /* the buffer limit was reached (LimitOverrunError) */
+#define RILL_ECLOSED     (-4003) /* the stream is closing or closed */
+#define RILL_EMODE       (-4004) /* not allowed by the stream's mode or transport */
+#define RILL_EDNS        (-4005) /* name resolution failed (server failure, timeout, refused) */
+#define RILL_ENOTFOUND   (-4006) /* the name does not exist or has no address */
+#define RILL_ETLS        (-4007) /* TLS handshake or record error */
+#define RILL_ECERT       (-4008) /* peer certificate not verified, or wrong host name */
+
+/* Static text for any error value, rill's or the system's; never NULL. */
+const char *rill_strerror(int err);
+/* "RILL_ELIMIT", "ECONNRESET", ...; static text, never NULL. */
+const char *rill_err_name(int err);
+
+/* --------------------------------------------------------- library, loop */
+
+typedef struct rill_loop rill_loop;
+typedef struct rill_timer rill_timer;
+typedef struct rill_watch rill_watch;
+typedef struct rill_stream rill_stream;
+typedef struct rill_server rill_server;
+typedef struct rill_tls rill_tls;
+typedef struct rill_connect_req rill_connect_req;
+
+/* "MAJOR.MINOR.PATCH" of the library actually linked. */
+const char *rill_version(void);
+
+enum { RILL_BACKEND_AUTO = 0, RILL_BACKEND_POLL = 1, RILL_BACKEND_SELECT = 2 };
+
+typedef struct rill_loop_opts {
+    int backend;              /* RILL_BACKEND_AUTO (0): poll where available */
+    const char *dns_servers;  /* "127.0.0.1:5353,[::1]:53"; NULL: system configuration */
+    int dns_timeout_ms;       /* 0: c-ares default */
+    int dns_tries;            /* 0: c-ares default */
+    void *reserved[4];        /* must be zero */
+} rill_loop_opts;
+
+/* A new loop; NULL opts means defaults. NULL and errno set on failure. */
+rill_loop *rill_loop_new(const rill_loop_opts *opts);
+/* Runs until rill_loop_stop() (returns 1) or nothing is active (returns 0);
+   < 0 on a backend error; RILL_EBUSY from inside a callback. */
+int  rill_loop_run(rill_loop *loop);
+/* One iteration waiting at most timeout_ms (-1: as long as needed).
+   Returns 1 if work remains, 0 if none, < 0 on error. */
+int  rill_loop_run_once(rill_loop *loop, int timeout_ms);
+/* Makes rill_loop_run return 1 after the current iteration. */
+void rill_loop_stop(rill_loop *loop);
+/* 1 while any stream, server, request, watch, signal, timer or queued callback lives. */
+int  rill_loop_alive(const rill_loop *loop);
+/* Frees an idle loop: 0, or RILL_EBUSY while anything lives or from a callback. */
+int  rill_loop_free(rill_loop *loop);
+/* Monotonic milliseconds, read once per iteration. */
+uint64_t rill_loop_now(const rill_loop *loop);
+
+/* Calls cb(ud) once after delay_ms, counted from now. NULL and errno on failure. */
+rill_timer *rill_call_later(rill_loop *loop, uint64_t delay_ms, void (*cb)(void *ud), void *ud);
+/* Safe until the timer's callback has started; the handle is freed. */
+void rill_timer_cancel(rill_timer *t);
+/* Queues cb(ud) to run from the loop, after the current callback; FIFO. */
+int  rill_call_soon(rill_loop *loop, void (*cb)(void *ud), void *ud);
+/* The same from any thread; wakes a loop blocked in poll()/select(). */
+int  rill_call_soon_threadsafe(rill_loop *loop, void (*cb)(void *ud), void *ud);
+
+enum { RILL_READABLE = 1, RILL_WRITABLE = 2 };
+/* asyncio's add_reader/add_writer for a descriptor the program owns.
+   A hang-up or error is reported as readiness of the watched events. */
+rill_watch *rill_watch_fd(rill_loop *loop, int fd, int events,
+                          void (*cb)(rill_watch *w, int revents, void *ud), void *ud);
+/* Changes the watched events; 0 pauses the watch. */
+int  rill_watch_update(rill_watch *w, int events);
+/* Frees the handle; its callback never runs again. */
+void rill_watch_stop(rill_watch *w);
+
+/* asyncio's add_signal_handler: cb runs from the loop, never from the handler.
+   Watching again on the same loop replaces cb; RILL_EBUSY if another loop watches signum. */
+int  rill_signal_watch(rill_loop *loop, int signum, void (*cb)(int signum, void *ud), void *ud);
+/* Restores the disposition the signal had before rill_signal_watch. */
+int  rill_signal_unwatch(rill_loop *loop, int signum);
+
+/* Embedding into a program's own select() loop. Start *maxfd at -1 when the program
+   has no descriptor; tv->tv_sec < 0 means no deadline on entry and on return.
+   -EMFILE when rill holds a descriptor >= FD_SETSIZE; RILL_EINVAL for NULL tv. */
+int  rill_loop_prepare_select(rill_loop *loop, fd_set *rd, fd_set *wr, int *maxfd, struct timeval *tv);
+/* After the program's select(): dispatch what became ready, due timers, queued
+   callbacks. rd == wr == NULL after a failed select(): dispatch no descriptor. */
+void rill_loop_after_select(rill_loop *loop, const fd_set *rd, const fd_set *wr);
+
+struct pollfd;
+/* poll() flavour: fills up to cap entries (*n says how many; RILL_ENOBUFS with
+   the needed count in *n when cap is too small) and lowers *timeout_ms (< 0: none). */
+int  rill_loop_prepare_poll(rill_loop *loop, struct pollfd *fds, size_t cap, size_t *n, int *timeout_ms);
+/* Pass the entries prepare_poll wrote (the program may append its own after them);
+   fds == NULL after a failed poll(). */
+void rill_loop_after_poll(rill_loop *loop, const struct pollfd *fds, size_t n);
+
+/* ---------------------------------------------------------------- streams */
+
+enum { RILL_MODE_READ = 1, RILL_MODE_WRITE = 2, RILL_MODE_READWRITE = 3 };
+
+typedef void (*rill_read_cb)(rill_stream *s, int status, const char *data, size_t len, void *ud);
+typedef void (*rill_done_cb)(rill_stream *s, int status, void *ud);
+
+/* Reads. data points into the stream's buffer, valid until the callback
+   returns; the bytes are already consumed when it runs. One read at a time:
+   RILL_EBUSY while another is pending. */
+int  rill_read(rill_stream *s, ssize_t n, rill_read_cb cb, void *ud);       /* up to n bytes; -1: until EOF; len 0 = EOF */
+int  rill_readline(rill_stream *s, rill_read_cb cb, void *ud);              /* through '\n'; the partial line at EOF */
+int  rill_readexactly(rill_stream *s, size_t n, rill_read_cb cb, void *ud); /* RILL_EINCOMPLETE + partial bytes at EOF */
+int  rill_readuntil(rill_stream *s, const void *sep, size_t seplen, rill_read_cb cb, void *ud);
+int  rill_read_cancel(rill_stream *s);     /* the pending read gets RILL_ECANCELED; buffered data stays */
+int  rill_at_eof(const rill_stream *s);    /* 1: buffer empty and EOF seen */
+int  rill_pause_reading(rill_stream *s);
+int  rill_resume_reading(rill_stream *s);
+size_t rill_stream_get_limit(const rill_stream *s);
+int  rill_set_read_timeout(rill_stream *s, int ms);  /* <= 0: none */
+int  rill_set_close_timeout(rill_stream *s, int ms); /* <= 0: none */
+
+/* Writes: try the descriptor now, buffer (copy) the rest. With cb, the callback
+   behaves as a rill_drain started right after the write. */
+int  rill_write(rill_stream *s, const void *data, size_t len, rill_done_cb cb, void *ud);
+int  rill_writelines(rill_stream *s, const struct iovec *iov, int iovcnt, rill_done_cb cb, void *ud);
+int  rill_drain(rill_stream *s, rill_done_cb cb, void *ud);
+int  rill_write_eof(rill_stream *s);
+int  rill_can_write_eof(const rill_stream *s);
+int  rill_set_write_buffer_limits(rill_stream *s, size_t high, size_t low);
+size_t rill_get_write_buffer_size(const rill_stream *s);
+
+/* Graceful close: flush, then close; cb runs when fully closed (may be NULL). */
+int  rill_close(rill_stream *s, rill_done_cb cb, void *ud);
+int  rill_wait_closed(rill_stream *s, rill_done_cb cb, void *ud);
+/* Close now, dropping buffered data; pending callbacks get RILL_ECANCELED. */
+void rill_abort(rill_stream *s);
+int  rill_is_closing(const rill_stream *s);
+int  rill_stream_mode(const rill_stream *s);
+
+void *rill_stream_get_data(const rill_stream *s);
+void  rill_stream_set_data(rill_stream *s, void *data);
+rill_loop *rill_stream_loop(const rill_stream *s);
+
+/* Extra info. Text results return the text's length, or RILL_ENOBUFS with buf set to "". */
+int rill_peername(const rill_stream *s, struct sockaddr *addr, socklen_t *len);
+int rill_sockname(const rill_stream *s, struct sockaddr *addr, socklen_t *len);
+int rill_fileno(const rill_stream *s);
+int rill_get_extra_info(const rill_stream *s, const char *name, char *buf, size_t buflen);
+int rill_format_addr(const struct sockaddr *addr, char *buf, size_t buflen);
+void *rill_tls_object(const rill_stream *s);
+const char *rill_tls_alpn(const rill_stream *s);
+int rill_tls_peer_cert_der(const rill_stream *s, const unsigned char **der, size_t *len);
+
+/* ------------------------------------------------------------- connecting */
+
+typedef struct rill_connect_opts {
+    size_t limit;                 /* buffer limit; 0: 64 KiB */
+    rill_tls *tls;                /* non-NULL: TLS over the connection */
+    const char *server_hostname;  /* SNI and certificate name; NULL: the host argument */
+    int family;                   /* AF_UNSPEC (0), AF_INET, AF_INET6 */
+    int flags;                    /* AI_NUMERICHOST, AI_ADDRCONFIG, AI_V4MAPPED, AI_ALL */
+    const char *local_host;       /* bind every attempt here first; NULL: none */
+    int local_port;
+    int happy_eyeballs_delay_ms;  /* 0: 250; -1: sequential attempts */
+    int interleave;               /* 0: 1 */
+    int ssl_handshake_timeout_ms; /* 0: 60 000; -1: none */
+    int timeout_ms;               /* whole connect; 0 or -1: none */
+    int (*on_socket)(int fd, int family, void *ud); /* each socket before bind/connect */
+    void *reserved[4];
+} rill_connect_opts;
+
+typedef void (*rill_connect_cb)(rill_stream *s, int status, void *ud); /* s NULL when status < 0 */
+
+int  rill_connect(rill_loop *loop, const char *host, int port, const rill_connect_opts *opts,
+                  rill_connect_cb cb, void *ud, rill_connect_req **req);
+int  rill_connect_unix(rill_loop *loop, const char *path, const rill_connect_opts *opts,
+                       rill_connect_cb cb, void *ud, rill_connect_req **req);
+int  rill_connect_sock(rill_loop *loop, int fd, const rill_connect_opts *opts,
+                       rill_connect_cb cb, void *ud, rill_connect_req **req);
+void rill_connect_cancel(rill_connect_req *req);
+int  rill_connect_read_pipe(rill_loop *loop, int fd, size_t limit, rill_stream **out);
+int  rill_connect_write_pipe(rill_loop *loop, int fd, size_t limit, rill_stream **out);
+
+/* ---------------------------------------------------------------- servers */
+
+typedef struct rill_server_opts {
+    size_t limit;                 /* 0: 64 KiB */
+    int family;                   /* AF_UNSPEC (0): every family the host has */
+    int flags;                    /* added to AI_PASSIVE */
+    int backlog;                  /* 0: 100 */
+    rill_tls *tls;                /* non-NULL: TLS server */
+    int reuse_address;            /* 0: on, 1: on, -1: off */
+    int reuse_port;               /* 1: SO_REUSEPORT */
+    int ssl_handshake_timeout_ms; /* 0: 60 000; -1: none */
+    int shutdown_timeout_ms;      /* 0: 60 000; -1: none */
+    const int *socks; size_t nsocks;
+    void (*on_error)(rill_server *srv, int status, const struct sockaddr *peer, void *ud);
+    int (*on_socket)(int fd, int family, void *ud);
+    void *reserved[4];
+} rill_server_opts;
+
+typedef void (*rill_client_cb)(rill_server *srv, rill_stream *s, void *ud);
+typedef void (*rill_server_cb)(rill_server *srv, int status, void *ud);
+
+rill_server *rill_server_new(rill_loop *loop, const char *host, int port,
+                             const rill_server_opts *opts, rill_client_cb on_client, void *ud);
+rill_server *rill_unix_server_new(rill_loop *loop, const char *path, const rill_server_opts *opts,
+                                  rill_client_cb on_client, void *ud);
+int  rill_server_bind(rill_server *srv);
+int  rill_server_is_bound(const rill_server *srv);
+int  rill_server_start_serving(rill_server *srv, rill_server_cb cb, void *ud);
+int  rill_server_serve_forever(rill_server *srv, rill_server_cb on_closed, void *ud);
+int  rill_server_is_serving(const rill_server *srv);
+int  rill_server_close(rill_server *srv, rill_server_cb cb, void *ud);
+int  rill_server_abort(rill_server *srv, rill_server_cb cb, void *ud);
+size_t rill_server_nsockets(const rill_server *srv);
+int  rill_server_socket(const rill_server *srv, size_t i);
+int  rill_server_sockname(const rill_server *srv, size_t i, char *buf, size_t buflen);
+int  rill_server_port(const rill_server *srv);
+void *rill_server_get_data(const rill_server *srv);
+void  rill_server_set_data(rill_server *srv, void *data);
+rill_loop *rill_server_loop(const rill_server *srv);
+
+/* -------------------------------------------------------------------- TLS */
+
+enum { RILL_TLS_1_2 = 12, RILL_TLS_1_3 = 13 };
+
+typedef struct rill_tls_opts {
+    const char *ca_file, *ca_path;    /* NULL, NULL: the system's trusted CAs */
+    const char *cert_file, *key_file; /* PEM; required for a server */
+    int verify;                       /* client: 0 verify (default), -1 none; server: 0 none, 1 request, 2 require */
+    const char *alpn;                 /* "h2,http/1.1"; NULL: none */
+    int min_version;                  /* 0: TLS 1.2 */
+    const char *ciphers;              /* NULL: wolfSSL's defaults */
+    char *errbuf; size_t errbuf_len;  /* a failed *_new writes the reason here */
+    void *reserved[4];
+} rill_tls_opts;
+
+rill_tls *rill_tls_client_new(const rill_tls_opts *opts);
+rill_tls *rill_tls_server_new(const rill_tls_opts *opts);
+void      rill_tls_free(rill_tls *tls);
+void     *rill_tls_native(rill_tls *tls);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RILL_H */

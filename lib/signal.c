@@ -1,0 +1,101 @@
+/* asyncio's add_signal_handler. The process-wide handler only writes the signal
+   number into the watching loop's wake-up pipe; the user's callback runs later,
+   from the loop, where any rill call is allowed. */
+#include "rill_private.h"
+
+#include <signal.h>
+#include <string.h>
+
+#define NSIGS 64
+
+typedef struct {
+    rill_loop *loop;
+    void (*cb)(int signum, void *ud);
+    void *ud;
+    struct sigaction old;
+} sig_watch;
+
+/* Which loop watches each signal. The handler reads only wake_fd. */
+static sig_watch watches[NSIGS];
+static volatile sig_atomic_t wake_fd[NSIGS];
+static pthread_mutex_t sig_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_signal(int signum)
+{
+    if (signum > 0 && signum < NSIGS && wake_fd[signum] > 0)
+        rill__wake((int)wake_fd[signum], (unsigned char)signum);
+}
+
+int rill_signal_watch(rill_loop *loop, int signum, void (*cb)(int signum, void *ud), void *ud)
+{
+    struct sigaction sa;
+    int rc = 0;
+
+    if (loop == NULL || cb == NULL || signum <= 0 || signum >= NSIGS || signum == SIGKILL || signum == SIGSTOP)
+        return RILL_EINVAL;
+    pthread_mutex_lock(&sig_mu);
+    if (watches[signum].loop == loop) {
+        watches[signum].cb = cb;
+        watches[signum].ud = ud;
+    } else if (watches[signum].loop != NULL) {
+        rc = RILL_EBUSY;
+    } else {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        wake_fd[signum] = loop->wake_wr;
+        if (sigaction(signum, &sa, &watches[signum].old) < 0) {
+            rc = -errno;
+            wake_fd[signum] = 0;
+        } else {
+            watches[signum].loop = loop;
+            watches[signum].cb = cb;
+            watches[signum].ud = ud;
+            rill__handle_ref(loop);
+        }
+    }
+    pthread_mutex_unlock(&sig_mu);
+    return rc;
+}
+
+int rill_signal_unwatch(rill_loop *loop, int signum)
+{
+    int rc = 0;
+
+    if (loop == NULL || signum <= 0 || signum >= NSIGS)
+        return RILL_EINVAL;
+    pthread_mutex_lock(&sig_mu);
+    if (watches[signum].loop != loop) {
+        rc = RILL_EINVAL;
+    } else {
+        sigaction(signum, &watches[signum].old, NULL);
+        wake_fd[signum] = 0;
+        memset(&watches[signum], 0, sizeof watches[signum]);
+        loop->sig_pending[signum] = 0;
+        rill__handle_unref(loop);
+    }
+    pthread_mutex_unlock(&sig_mu);
+    return rc;
+}
+
+void rill__signal_dispatch(rill_loop *loop)
+{
+    int signum;
+
+    for (signum = 1; signum < NSIGS; signum++) {
+        void (*cb)(int, void *) = NULL;
+        void *ud = NULL;
+        if (!loop->sig_pending[signum])
+            continue;
+        loop->sig_pending[signum] = 0;
+        pthread_mutex_lock(&sig_mu);
+        if (watches[signum].loop == loop) {
+            cb = watches[signum].cb;
+            ud = watches[signum].ud;
+        }
+        pthread_mutex_unlock(&sig_mu);
+        if (cb != NULL)
+            cb(signum, ud);
+    }
+}

@@ -1,0 +1,70 @@
+/* Helpers shared by the suites: suite registration, bounded loop runs, the
+   per-test watchdog. */
+#include "testutil.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int test_add_suite(const char *name, const test_case *cases)
+{
+    CU_pSuite s = CU_add_suite(name, NULL, NULL);
+    if (s == NULL)
+        return -1;
+    for (; cases->name != NULL; cases++)
+        if (CU_add_test(s, cases->name, cases->fn) == NULL)
+            return -1;
+    return 0;
+}
+
+uint64_t test_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int test_run_until(rill_loop *loop, const int *flag, int ms)
+{
+    uint64_t end = test_now_ms() + (uint64_t)ms;
+    while (!*flag) {
+        uint64_t now = test_now_ms();
+        if (now >= end)
+            break;
+        if (rill_loop_run_once(loop, (int)(end - now)) < 0)
+            break;
+    }
+    return *flag;
+}
+
+rill_loop *test_loop_new(int backend)
+{
+    rill_loop_opts o;
+    rill_loop *loop;
+    memset(&o, 0, sizeof o);
+    if (backend == RILL_BACKEND_AUTO && getenv("RILL_TEST_BACKEND") != NULL)
+        backend = strcmp(getenv("RILL_TEST_BACKEND"), "select") == 0 ? RILL_BACKEND_SELECT : RILL_BACKEND_POLL;
+    o.backend = backend;
+    /* No test may reach the system's DNS server: an unused loopback port. */
+    o.dns_servers = "127.0.0.1:9";
+    o.dns_timeout_ms = 200;
+    o.dns_tries = 1;
+    loop = rill_loop_new(&o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
+    return loop;
+}
+
+void test_loop_finish(rill_loop *loop)
+{
+    uint64_t end = test_now_ms() + 5000;
+    int rc;
+    if (loop == NULL)
+        return;
+    while (rill_loop_alive(loop) && test_now_ms() < end)
+        rill_loop_run_once(loop, 50);
+    rc = rill_loop_free(loop);
+    CU_ASSERT_EQUAL(rc, 0);
+}
