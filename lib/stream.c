@@ -1,0 +1,603 @@
+/* The stream: readiness handling, the write side (write, drain, write_eof) and
+ * the close machine.
+ *
+ *   OPEN --rill_close--> FLUSHING --buffer empty--> [NOTIFY: TLS close_notify] --> CLOSED --> FREED
+ *     \--rill_abort / connection lost / close timeout ------------------------------^
+ *
+ * CLOSED means the descriptor is closed; the close task then delivers, in order,
+ * the pending read (RILL_ECANCELED or the connection's error), the drains, the
+ * close callbacks and the wait_closed callbacks, and frees the stream once the
+ * user has closed it. Memory is only ever released there, from the loop, so no
+ * callback can pull the stream out from under the code that called it. */
+#include "stream.h"
+
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#define READ_MIN   16384u      /* room made before each recv */
+#define READ_MAX   65536u      /* most bytes taken per recv: bounds memory above 2 * limit */
+#define HIGH_WATER 65536u
+#define LOW_WATER  16384u
+
+static const char *const close_names[] = { "OPEN", "FLUSHING", "NOTIFY", "CLOSED", "FREED" };
+const char *rill__close_state_name(rill__close_state st) { return close_names[st]; }
+
+static void close_to(rill_stream *s, rill__close_state to, int status)
+{
+    RILL__TRACE("stream", s->id, "close", close_names[s->cstate], close_names[to],
+                "%s", status ? rill_err_name(status) : "");
+    s->cstate = to;
+}
+
+static void finish_close(rill_stream *s, int status);
+static void close_advance(rill_stream *s);
+
+/* --------------------------------------------------------------- waiters */
+
+static int waiter_add(rill_stream *s, rill__list *list, rill_done_cb cb, void *ud)
+{
+    rill__waiter *w;
+    rill__list *n = rill__list_pop_front(&s->spare);
+
+    if (n != NULL) {
+        w = rill__container_of(n, rill__waiter, node);
+    } else {
+        if ((w = rill__malloc(sizeof *w)) == NULL)
+            return RILL_ENOMEM;
+        rill__list_init(&w->node);
+    }
+    w->cb = cb;
+    w->ud = ud;
+    w->status = 0;
+    rill__list_push_back(list, &w->node);
+    return 0;
+}
+
+/* Calls back every waiter of list with status; waiters added meanwhile wait. */
+static void waiters_run(rill_stream *s, rill__list *list, int status)
+{
+    rill__list batch;
+    rill__list_init(&batch);
+    rill__list_splice(&batch, list);
+    while (!rill__list_empty(&batch)) {
+        rill__waiter *w = rill__container_of(rill__list_pop_front(&batch), rill__waiter, node);
+        rill_done_cb cb = w->cb;
+        void *ud = w->ud;
+        rill__list_push_back(&s->spare, &w->node);
+        if (cb != NULL)
+            cb(s, status, ud);
+    }
+}
+
+static void waiters_free(rill__list *list)
+{
+    while (!rill__list_empty(list))
+        rill__free(rill__container_of(rill__list_pop_front(list), rill__waiter, node));
+}
+
+/* ------------------------------------------------------------- interest */
+
+static int reading_wanted(const rill_stream *s)
+{
+    if (!(s->mode & RILL_MODE_READ) || s->cstate != CLOSE_OPEN || (s->flags & (S_EOF | S_USER_PAUSED)))
+        return 0;
+    return !(s->flags & S_FC_PAUSED) || rill__read_wants_more(s);
+}
+
+static int writing_wanted(const rill_stream *s)
+{
+    return s->wbuf.len > 0 || ((s->flags & S_EOF_WANTED) && !(s->flags & S_EOF_SENT)) ||
+           s->cstate == CLOSE_NOTIFY;
+}
+
+void rill__stream_update_io(rill_stream *s)
+{
+    int ev = 0;
+
+    if (s->cstate == CLOSE_CLOSED || s->cstate == CLOSE_FREED || s->fd < 0) {
+        rill__io_stop(s->loop, &s->io);
+        return;
+    }
+    if (s->io_hook != NULL)
+        return;   /* the handshake sets its own interest */
+    if (reading_wanted(s))
+        ev |= s->rd_want;
+    if (writing_wanted(s))
+        ev |= s->wr_want;
+    /* An idle write pipe still hears its reader go away. */
+    if (ev == 0 && s->mode == RILL_MODE_WRITE)
+        ev = RILL__EV_HUP;
+    rill__io_start(s->loop, &s->io, ev);
+}
+
+/* -------------------------------------------------------------- reading */
+
+static void do_read(rill_stream *s)
+{
+    size_t avail;
+    ssize_t n;
+    char *p = rill__buf_space(&s->rbuf, READ_MIN, &avail);
+
+    if (p == NULL) {
+        rill__stream_lost(s, RILL_ENOMEM);
+        return;
+    }
+    n = s->tr->recv(s, p, avail < READ_MAX ? avail : READ_MAX);
+    if (n == -EAGAIN)
+        return;
+    if (n < 0) {
+        rill__stream_lost(s, (int)n);
+        return;
+    }
+    if (n == 0) {
+        s->flags |= S_EOF;
+    } else {
+        rill__buf_commit(&s->rbuf, (size_t)n);
+        rill__timer_stop(&s->read_timer);   /* a new byte: the read timeout starts over */
+        if (s->rbuf.len > 2 * s->limit)
+            s->flags |= S_FC_PAUSED;
+    }
+    rill__read_step(s);
+    /* Bytes the transport already decoded will not make the socket readable again. */
+    if (s->tr->pending != NULL && s->tr->pending(s) > 0 && reading_wanted(s))
+        rill__task_post(s->loop, &s->more_task);
+}
+
+static void more_task_run(rill__task *t)
+{
+    rill_stream *s = rill__container_of(t, rill_stream, more_task);
+    if (reading_wanted(s))
+        do_read(s);
+    rill__stream_update_io(s);
+}
+
+/* -------------------------------------------------------------- writing */
+
+static void drain_task_run(rill__task *t)
+{
+    rill_stream *s = rill__container_of(t, rill_stream, drain_task);
+    if (s->cstate == CLOSE_CLOSED)
+        return;   /* the close task answers the drains */
+    if (!(s->flags & S_WRITE_PAUSED))
+        waiters_run(s, &s->drains, 0);
+}
+
+static void wrote(rill_stream *s)
+{
+    if ((s->flags & S_WRITE_PAUSED) && s->wbuf.len <= s->low) {
+        s->flags &= ~S_WRITE_PAUSED;
+        if (!rill__list_empty(&s->drains))
+            rill__task_post(s->loop, &s->drain_task);
+    }
+}
+
+static void do_write(rill_stream *s)
+{
+    ssize_t n;
+    int rc;
+
+    if (s->wbuf.len > 0) {
+        struct iovec iov;
+        iov.iov_base = (void *)rill__buf_head(&s->wbuf);
+        iov.iov_len = s->wbuf.len;
+        n = s->tr->send(s, &iov, 1);
+        if (n == -EAGAIN)
+            return;
+        if (n < 0) {
+            rill__stream_lost(s, (int)n);
+            return;
+        }
+        rill__buf_consume(&s->wbuf, (size_t)n);
+        wrote(s);
+    }
+    if (s->wbuf.len > 0)
+        return;
+    rill__buf_trim(&s->wbuf, HIGH_WATER);
+    if ((s->flags & S_EOF_WANTED) && !(s->flags & S_EOF_SENT)) {
+        s->flags |= S_EOF_SENT;
+        if ((rc = s->tr->shutdown_write(s)) < 0) {
+            rill__stream_lost(s, rc);
+            return;
+        }
+    }
+    if (s->cstate == CLOSE_FLUSHING || s->cstate == CLOSE_NOTIFY)
+        close_advance(s);
+}
+
+static int write_check(const rill_stream *s)
+{
+    if (s == NULL)
+        return RILL_EINVAL;
+    if (!(s->mode & RILL_MODE_WRITE))
+        return RILL_EMODE;
+    if (s->flags & S_LOST)
+        return s->err;
+    if (s->cstate != CLOSE_OPEN || (s->flags & S_EOF_WANTED))
+        return RILL_ECLOSED;
+    return 0;
+}
+
+/* Sends what the descriptor takes now and buffers the rest. */
+static int write_iov(rill_stream *s, const struct iovec *iov, int iovcnt)
+{
+    size_t skip = 0;
+    int i, rc;
+
+    if (s->wbuf.len == 0) {
+        ssize_t n = s->tr->send(s, iov, iovcnt < 64 ? iovcnt : 64);
+        if (n < 0 && n != -EAGAIN) {
+            rill__stream_lost(s, (int)n);
+            return (int)n;
+        }
+        if (n > 0)
+            skip = (size_t)n;
+    }
+    for (i = 0; i < iovcnt; i++) {
+        size_t len = iov[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        rc = rill__buf_append(&s->wbuf, (const char *)iov[i].iov_base + skip, len - skip);
+        skip = 0;
+        if (rc < 0) {
+            /* Part of the data may be on the wire already: the stream cannot go on. */
+            rill__stream_lost(s, rc);
+            return rc;
+        }
+    }
+    if (s->wbuf.len > s->high)
+        s->flags |= S_WRITE_PAUSED;
+    rill__stream_update_io(s);
+    return 0;
+}
+
+int rill_drain(rill_stream *s, rill_done_cb cb, void *ud)
+{
+    int rc;
+    if (s == NULL || cb == NULL)
+        return RILL_EINVAL;
+    if (!(s->mode & RILL_MODE_WRITE))
+        return RILL_EMODE;
+    if (s->flags & S_LOST)
+        return s->err;
+    if (s->cstate != CLOSE_OPEN)
+        return RILL_ECLOSED;
+    if ((rc = waiter_add(s, &s->drains, cb, ud)) < 0)
+        return rc;
+    if (!(s->flags & S_WRITE_PAUSED))
+        rill__task_post(s->loop, &s->drain_task);
+    return 0;
+}
+
+int rill_writelines(rill_stream *s, const struct iovec *iov, int iovcnt, rill_done_cb cb, void *ud)
+{
+    int rc = write_check(s);
+    if (rc < 0)
+        return rc;
+    if (iovcnt < 0 || (iov == NULL && iovcnt > 0))
+        return RILL_EINVAL;
+    /* The drain waiter is made first, so a failed allocation loses no written byte. */
+    if (cb != NULL && (rc = waiter_add(s, &s->drains, cb, ud)) < 0)
+        return rc;
+    if ((rc = write_iov(s, iov, iovcnt)) < 0) {
+        if (cb != NULL) {   /* an error return means no callback: withdraw the waiter */
+            rill__list *last = s->drains.prev;
+            rill__list_unlink(last);
+            rill__list_push_back(&s->spare, last);
+        }
+        return rc;
+    }
+    if (cb != NULL && !(s->flags & S_WRITE_PAUSED))
+        rill__task_post(s->loop, &s->drain_task);
+    return 0;
+}
+
+int rill_write(rill_stream *s, const void *data, size_t len, rill_done_cb cb, void *ud)
+{
+    struct iovec iov;
+    if (data == NULL && len > 0)
+        return RILL_EINVAL;
+    iov.iov_base = (void *)data;
+    iov.iov_len = len;
+    return rill_writelines(s, &iov, 1, cb, ud);
+}
+
+int rill_write_eof(rill_stream *s)
+{
+    int rc = write_check(s);
+    if (rc == RILL_ECLOSED && (s->flags & S_EOF_WANTED) && s->cstate == CLOSE_OPEN)
+        return 0;   /* already asked */
+    if (rc < 0)
+        return rc;
+    if (s->tr->shutdown_write == NULL)
+        return RILL_EMODE;
+    s->flags |= S_EOF_WANTED;
+    if (s->wbuf.len == 0)
+        do_write(s);
+    rill__stream_update_io(s);
+    return 0;
+}
+
+int rill_can_write_eof(const rill_stream *s)
+{
+    return s != NULL && (s->mode & RILL_MODE_WRITE) && s->tr->shutdown_write != NULL;
+}
+
+int rill_set_write_buffer_limits(rill_stream *s, size_t high, size_t low)
+{
+    if (s == NULL || low > high)
+        return RILL_EINVAL;
+    s->high = high;
+    s->low = low;
+    if (s->wbuf.len > s->high)
+        s->flags |= S_WRITE_PAUSED;
+    wrote(s);
+    return 0;
+}
+
+size_t rill_get_write_buffer_size(const rill_stream *s) { return s->wbuf.len; }
+
+/* --------------------------------------------------------------- closing */
+
+static void stream_free(rill_stream *s)
+{
+    rill_loop *loop = s->loop;
+    close_to(s, CLOSE_FREED, 0);
+    if (s->owner_gone != NULL)
+        s->owner_gone(s);
+    rill__task_cancel(loop, &s->read_task);
+    rill__task_cancel(loop, &s->drain_task);
+    rill__task_cancel(loop, &s->close_task);
+    rill__task_cancel(loop, &s->more_task);
+    rill__timer_stop(&s->read_timer);
+    rill__timer_stop(&s->close_timer);
+    if (s->rop.sep != NULL && s->rop.sep != s->rop.sep_inline)
+        rill__free(s->rop.sep);
+    rill__buf_free(&s->rbuf);
+    rill__buf_free(&s->wbuf);
+    waiters_free(&s->drains);
+    waiters_free(&s->closers);
+    waiters_free(&s->closed_waiters);
+    waiters_free(&s->spare);
+    rill__free(s);
+    rill__handle_unref(loop);
+}
+
+static void close_task_run(rill__task *t)
+{
+    rill_stream *s = rill__container_of(t, rill_stream, close_task);
+    int lost = (s->flags & S_LOST) != 0;
+
+    /* The order callers rely on: the read, the drains, close, then wait_closed. */
+    rill__read_finish(s, lost ? s->err : RILL_ECANCELED);
+    waiters_run(s, &s->drains, (s->flags & S_ABORTED) ? RILL_ECANCELED : s->close_status);
+    waiters_run(s, &s->closers, s->close_status);
+    waiters_run(s, &s->closed_waiters, lost ? s->err : 0);
+    if (!(s->flags & S_USER_CLOSED))
+        return;   /* lost, not closed: the handle stays valid until the user closes it */
+    if (s->rop.state == READ_IDLE && rill__list_empty(&s->drains) &&
+        rill__list_empty(&s->closers) && rill__list_empty(&s->closed_waiters))
+        stream_free(s);
+    else
+        rill__task_post(s->loop, &s->close_task);   /* callbacks added more: next round */
+}
+
+/* The descriptor closes now; callbacks follow from the loop. */
+static void finish_close(rill_stream *s, int status)
+{
+    if (s->cstate == CLOSE_CLOSED)
+        return;
+    rill__timer_stop(&s->close_timer);
+    rill__timer_stop(&s->read_timer);
+    rill__io_stop(s->loop, &s->io);
+    if (s->tr->destroy != NULL)
+        s->tr->destroy(s);
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    s->close_status = status;
+    close_to(s, CLOSE_CLOSED, status);
+    rill__task_post(s->loop, &s->close_task);
+}
+
+static void close_advance(rill_stream *s)
+{
+    int rc;
+
+    if (s->cstate == CLOSE_FLUSHING) {
+        if (s->wbuf.len > 0)
+            return;
+        if (s->tr->close_notify == NULL) {
+            finish_close(s, 0);
+            return;
+        }
+        close_to(s, CLOSE_NOTIFY, 0);
+    }
+    if (s->cstate == CLOSE_NOTIFY) {
+        rc = s->tr->close_notify(s);
+        if (rc == -EAGAIN) {
+            rill__stream_update_io(s);
+            return;
+        }
+        finish_close(s, rc < 0 ? rc : 0);
+    }
+}
+
+void rill__stream_lost(rill_stream *s, int err)
+{
+    if (s->cstate == CLOSE_CLOSED || s->cstate == CLOSE_FREED)
+        return;
+    s->err = err;
+    s->flags |= S_LOST;
+    rill__buf_free(&s->wbuf);
+    s->flags &= ~S_WRITE_PAUSED;
+    finish_close(s, err);
+}
+
+static void close_timeout_fired(void *ud)
+{
+    rill_stream *s = ud;
+    s->flags |= S_ABORTED;
+    rill__buf_free(&s->wbuf);
+    finish_close(s, RILL_ETIMEDOUT);
+}
+
+static void read_timeout_fired(void *ud)
+{
+    rill__read_finish(ud, RILL_ETIMEDOUT);
+}
+
+int rill_close(rill_stream *s, rill_done_cb cb, void *ud)
+{
+    int rc;
+
+    if (s == NULL)
+        return RILL_EINVAL;
+    if (cb != NULL && (rc = waiter_add(s, &s->closers, cb, ud)) < 0)
+        return rc;
+    s->flags |= S_USER_CLOSED;
+    if (s->cstate != CLOSE_OPEN) {
+        if (s->cstate == CLOSE_CLOSED)
+            rill__task_post(s->loop, &s->close_task);
+        return 0;
+    }
+    if (s->rop.state == READ_WAIT) {
+        s->rop.forced = RILL_ECANCELED;
+        rill__task_post(s->loop, &s->read_task);
+    }
+    close_to(s, CLOSE_FLUSHING, 0);
+    if (s->close_timeout_ms > 0)
+        rill__timer_start(&s->close_timer, (uint64_t)s->close_timeout_ms);
+    close_advance(s);
+    rill__stream_update_io(s);
+    return 0;
+}
+
+void rill_abort(rill_stream *s)
+{
+    if (s == NULL)
+        return;
+    s->flags |= S_USER_CLOSED;
+    if (s->cstate == CLOSE_CLOSED) {
+        rill__task_post(s->loop, &s->close_task);
+        return;
+    }
+    s->flags |= S_ABORTED;
+    rill__buf_free(&s->wbuf);
+    finish_close(s, RILL_ECANCELED);
+}
+
+int rill_wait_closed(rill_stream *s, rill_done_cb cb, void *ud)
+{
+    int rc;
+    if (s == NULL || cb == NULL)
+        return RILL_EINVAL;
+    if ((rc = waiter_add(s, &s->closed_waiters, cb, ud)) < 0)
+        return rc;
+    if (s->cstate == CLOSE_CLOSED)
+        rill__task_post(s->loop, &s->close_task);
+    return 0;
+}
+
+int rill_set_close_timeout(rill_stream *s, int ms)
+{
+    if (s == NULL)
+        return RILL_EINVAL;
+    s->close_timeout_ms = ms > 0 ? ms : 0;
+    return 0;
+}
+
+int rill_is_closing(const rill_stream *s) { return s->cstate != CLOSE_OPEN; }
+int rill_stream_mode(const rill_stream *s) { return s->mode; }
+void *rill_stream_get_data(const rill_stream *s) { return s->data; }
+void rill_stream_set_data(rill_stream *s, void *data) { s->data = data; }
+rill_loop *rill_stream_loop(const rill_stream *s) { return s->loop; }
+
+/* ------------------------------------------------------------- creation */
+
+static void stream_io(rill__io *io, int revents)
+{
+    rill_stream *s = rill__container_of(io, rill_stream, io);
+
+    if (s->io_hook != NULL) {
+        s->io_hook(s, revents);
+        return;
+    }
+    if ((revents & RILL__EV_HUP) && s->mode == RILL_MODE_WRITE && s->wbuf.len == 0) {
+        rill__stream_lost(s, -EPIPE);   /* the pipe's reader went away */
+        return;
+    }
+    if ((revents & s->wr_want) && writing_wanted(s))
+        do_write(s);
+    if ((revents & s->rd_want) && reading_wanted(s))
+        do_read(s);
+    rill__stream_update_io(s);
+}
+
+rill_stream *rill__stream_new(rill_loop *loop, int fd, int mode, size_t limit,
+                              const rill__transport *tr)
+{
+    rill_stream *s;
+    int rc, one = 1;
+
+    if ((rc = rill__set_nonblock_cloexec(fd)) < 0) {
+        errno = -rc;
+        return NULL;
+    }
+    if ((s = rill__calloc(1, sizeof *s)) == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    s->loop = loop;
+    s->id = rill__next_id(loop);
+    s->fd = fd;
+    s->mode = mode;
+    s->tr = tr;
+    s->rd_want = RILL_READABLE;
+    s->wr_want = RILL_WRITABLE;
+    s->limit = limit ? limit : RILL__DEFAULT_LIMIT;
+    s->high = HIGH_WATER;
+    s->low = LOW_WATER;
+    rill__buf_init(&s->rbuf);
+    rill__buf_init(&s->wbuf);
+    rill__task_init(&s->read_task, rill__read_task_run);
+    rill__task_init(&s->drain_task, drain_task_run);
+    rill__task_init(&s->close_task, close_task_run);
+    rill__task_init(&s->more_task, more_task_run);
+    rill__timer_init(&s->read_timer, loop, read_timeout_fired, s);
+    rill__timer_init(&s->close_timer, loop, close_timeout_fired, s);
+    rill__list_init(&s->drains);
+    rill__list_init(&s->spare);
+    rill__list_init(&s->closers);
+    rill__list_init(&s->closed_waiters);
+    rill__list_init(&s->owner_node);
+    s->peerlen = sizeof s->peer;
+    s->locallen = sizeof s->local;
+    if (getsockname(fd, (struct sockaddr *)&s->local, &s->locallen) == 0) {
+        s->flags |= S_IS_SOCKET;
+        if (getpeername(fd, (struct sockaddr *)&s->peer, &s->peerlen) < 0)
+            s->peerlen = 0;
+        if (s->local.ss_family == AF_INET || s->local.ss_family == AF_INET6)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* as asyncio */
+#if !defined(HAVE_MSG_NOSIGNAL) && defined(HAVE_SO_NOSIGPIPE)
+        setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+    } else {
+        s->peerlen = s->locallen = 0;
+    }
+    rill__io_init(&s->io, fd, stream_io);
+    s->cstate = CLOSE_OPEN;
+    rill__stream_update_io(s);
+    if (!rill__io_active(&s->io)) {
+        /* The backend refused the descriptor (select: at or above FD_SETSIZE). */
+        rill__free(s);
+        errno = EMFILE;
+        return NULL;
+    }
+    rill__handle_ref(loop);
+    RILL__TRACE("stream", s->id, "close", "NEW", "OPEN", "fd=%d %s", fd, tr->name);
+    return s;
+}
