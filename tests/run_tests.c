@@ -11,13 +11,17 @@
 #include <CUnit/Basic.h>
 
 int test_error_register(void);
+int test_connect_register(void);
 int test_loop_register(void);
 int test_embed_register(void);
+int test_resolve_register(void);
 
 static const test_register_fn suites[] = {
     test_error_register,
+    test_connect_register,
     test_loop_register,
     test_embed_register,
+    test_resolve_register,
 };
 
 /* Watchdog: a test that hangs fails the whole run loudly instead of stalling CI. */
