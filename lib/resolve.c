@@ -304,8 +304,8 @@ static void addrinfo_cb(void *arg, int status, int timeouts, struct ares_addrinf
     r->in_ares = 0;
     r->loop->resolver->inflight--;
     if (r->state == RES_CANCELLED || status == ARES_EDESTRUCTION) {
-        /* Nobody wants the answer (cancelled, or the loop is being freed), and c-ares is
-           done with r: this is the one place it can be freed. */
+        /* Nobody wants the answer (cancelled, or the loop is being freed). c-ares is done
+           with r and nothing else refers to it, so it goes now: no callback of ours runs. */
         if (ai != NULL)
             ares_freeaddrinfo(ai);
         req_free(r);
@@ -325,7 +325,7 @@ static int parse_v6(const char *host, struct sockaddr_in6 *sin6)
     char buf[64];
     const char *pct = strchr(host, '%');
     size_t len = pct != NULL ? (size_t)(pct - host) : strlen(host);
-    unsigned long scope;
+    unsigned long long scope;   /* wider than a scope id on every platform: range-checked */
     char *end;
 
     if (len >= sizeof buf)
@@ -338,8 +338,9 @@ static int parse_v6(const char *host, struct sockaddr_in6 *sin6)
     if (pct == NULL)
         return 1;
     if ((scope = if_nametoindex(pct + 1)) == 0) {
-        scope = strtoul(pct + 1, &end, 10);
-        if (pct[1] == '\0' || *end != '\0' || scope == 0 || scope > 0xffffffffUL)
+        /* A number: digits only (strtoull alone would take " +5"). */
+        scope = strtoull(pct + 1, &end, 10);
+        if (pct[1] < '0' || pct[1] > '9' || *end != '\0' || scope == 0 || scope > 0xffffffffULL)
             return -1;
     }
     sin6->sin6_scope_id = (uint32_t)scope;
