@@ -2,6 +2,7 @@
 #include "rill_private.h"
 #include "buf.h"
 
+#include <stdint.h>
 #include <string.h>
 
 void rill__buf_init(rill__buf *b)
@@ -27,8 +28,14 @@ char *rill__buf_space(rill__buf *b, size_t want, size_t *avail)
         } else {
             size_t cap = b->cap ? b->cap : 1024;
             char *d;
-            while (cap - b->len < want)
+            /* A size that cannot be represented would make the doubling wrap to 0 and spin. */
+            if (want > SIZE_MAX - b->len)
+                return NULL;
+            while (cap - b->len < want) {
+                if (cap > SIZE_MAX / 2)
+                    return NULL;
                 cap *= 2;
+            }
             if (b->start > 0) {
                 memmove(b->data, b->data + b->start, b->len);
                 b->start = 0;
@@ -82,7 +89,7 @@ int rill__scan_sep(const char *p, size_t len, const char *sep, size_t seplen, si
 {
     size_t off = *offset;
 
-    if (len >= seplen && len - off >= seplen) {
+    if (off <= len && len - off >= seplen) {
         const char *hit = NULL, *q = p + off, *end = p + len - seplen + 1;
         /* memchr finds candidates for the first byte; memcmp confirms. */
         while (q < end && (q = memchr(q, (unsigned char)sep[0], (size_t)(end - q))) != NULL) {

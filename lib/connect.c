@@ -598,9 +598,15 @@ int rill_connect_sock(rill_loop *loop, int fd, const rill_connect_opts *opts,
                       rill_connect_cb cb, void *ud, rill_connect_req **req)
 {
     rill_connect_req *r;
-    int rc;
+    int rc, type;
+    socklen_t tl = sizeof type;
 
     if (fd < 0)
+        return RILL_EINVAL;
+    /* Only a stream socket can become a stream (SEQPACKET keeps record boundaries but is ordered too). */
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
+        return errno == ENOTSOCK ? RILL_EINVAL : -errno;
+    if (type != SOCK_STREAM && type != SOCK_SEQPACKET)
         return RILL_EINVAL;
     if ((rc = new_req(loop, opts, cb, ud, &r)) < 0)
         return rc;

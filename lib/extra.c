@@ -54,8 +54,10 @@ static int copy_addr(const struct sockaddr_storage *src, socklen_t srclen, struc
 {
     if (addr == NULL || len == NULL)
         return RILL_EINVAL;
-    if (*len < srclen)
+    if (*len < srclen) {
+        *len = srclen;   /* tells the caller what it takes */
         return RILL_ENOBUFS;
+    }
     memcpy(addr, src, srclen);
     *len = srclen;
     return 0;

@@ -98,10 +98,10 @@ static int sock_shutdown_write(rill_stream *s)
 }
 
 const rill__transport rill__sock_transport = {
-    "socket", fd_recv, sock_send, sock_shutdown_write, NULL, NULL, NULL
+    "socket", fd_recv, sock_send, sock_shutdown_write, NULL, NULL, NULL, NULL
 };
 
 /* A pipe has no half-close: its write_eof is closing it, which rill_close does. */
 const rill__transport rill__pipe_transport = {
-    "pipe", fd_recv, pipe_send, NULL, NULL, NULL, NULL
+    "pipe", fd_recv, pipe_send, NULL, NULL, NULL, NULL, NULL
 };

@@ -11,6 +11,8 @@
  * callback can pull the stream out from under the code that called it. */
 #include "stream.h"
 
+#include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
@@ -20,6 +22,14 @@
 #define READ_MAX   65536u      /* most bytes taken per recv: bounds memory above 2 * limit */
 #define HIGH_WATER 65536u
 #define LOW_WATER  16384u
+/* Most lines one writev takes; the rest is buffered and sent as the socket drains. */
+#if defined(IOV_MAX) && IOV_MAX < 1024
+#define WRITE_IOV_MAX IOV_MAX
+#elif defined(IOV_MAX)
+#define WRITE_IOV_MAX 1024
+#else
+#define WRITE_IOV_MAX 16   /* _XOPEN_IOV_MAX, the least POSIX allows */
+#endif
 
 static const char *const close_names[] = { "OPEN", "FLUSHING", "NOTIFY", "CLOSED", "FREED" };
 const char *rill__close_state_name(rill__close_state st) { return close_names[st]; }
@@ -36,6 +46,10 @@ static void close_advance(rill_stream *s);
 
 /* --------------------------------------------------------------- waiters */
 
+/* A drain waiter's status is 1 once its condition has held (the buffer was at
+   most high when it was asked, or has fallen to low since): it is answered even
+   if a later write raises the buffer again before its task runs, as asyncio's
+   completed future would be. */
 static int waiter_add(rill_stream *s, rill__list *list, rill_done_cb cb, void *ud)
 {
     rill__waiter *w;
@@ -92,16 +106,9 @@ static int writing_wanted(const rill_stream *s)
            s->cstate == CLOSE_NOTIFY;
 }
 
-void rill__stream_update_io(rill_stream *s)
+static int wanted_events(const rill_stream *s)
 {
     int ev = 0;
-
-    if (s->cstate == CLOSE_CLOSED || s->cstate == CLOSE_FREED || s->fd < 0) {
-        rill__io_stop(s->loop, &s->io);
-        return;
-    }
-    if (s->io_hook != NULL)
-        return;   /* the handshake sets its own interest */
     if (reading_wanted(s))
         ev |= s->rd_want;
     if (writing_wanted(s))
@@ -109,7 +116,23 @@ void rill__stream_update_io(rill_stream *s)
     /* An idle write pipe still hears its reader go away. */
     if (ev == 0 && s->mode == RILL_MODE_WRITE)
         ev = RILL__EV_HUP;
-    rill__io_start(s->loop, &s->io, ev);
+    return ev;
+}
+
+void rill__stream_update_io(rill_stream *s)
+{
+    if (s->cstate == CLOSE_CLOSED || s->cstate == CLOSE_FREED || s->fd < 0) {
+        rill__io_stop(s->loop, &s->io);
+        return;
+    }
+    if (s->io_hook != NULL)
+        return;   /* the handshake sets its own interest */
+    /* Bytes the transport already decoded will not make the descriptor readable again. */
+    if (reading_wanted(s) && s->tr->pending != NULL && s->tr->pending(s) > 0)
+        rill__task_post(s->loop, &s->more_task);
+    /* An open stream's io stays registered from creation to close: this only
+       changes its events, which cannot fail. */
+    rill__io_start(s->loop, &s->io, wanted_events(s));
 }
 
 /* -------------------------------------------------------------- reading */
@@ -158,18 +181,37 @@ static void more_task_run(rill__task *t)
 static void drain_task_run(rill__task *t)
 {
     rill_stream *s = rill__container_of(t, rill_stream, drain_task);
+    rill__list batch, *n, *next;
+
     if (s->cstate == CLOSE_CLOSED)
         return;   /* the close task answers the drains */
-    if (!(s->flags & S_WRITE_PAUSED))
-        waiters_run(s, &s->drains, 0);
+    rill__list_init(&batch);
+    for (n = s->drains.next; n != &s->drains; n = next) {
+        next = n->next;
+        if (rill__container_of(n, rill__waiter, node)->status) {
+            rill__list_unlink(n);
+            rill__list_push_back(&batch, n);
+        }
+    }
+    waiters_run(s, &batch, 0);
+}
+
+/* Every waiting drain may complete: they are answered together, from the loop. */
+static void drains_release(rill_stream *s)
+{
+    rill__list *n;
+    if (rill__list_empty(&s->drains))
+        return;
+    for (n = s->drains.next; n != &s->drains; n = n->next)
+        rill__container_of(n, rill__waiter, node)->status = 1;
+    rill__task_post(s->loop, &s->drain_task);
 }
 
 static void wrote(rill_stream *s)
 {
     if ((s->flags & S_WRITE_PAUSED) && s->wbuf.len <= s->low) {
         s->flags &= ~S_WRITE_PAUSED;
-        if (!rill__list_empty(&s->drains))
-            rill__task_post(s->loop, &s->drain_task);
+        drains_release(s);
     }
 }
 
@@ -222,11 +264,15 @@ static int write_check(const rill_stream *s)
 /* Sends what the descriptor takes now and buffers the rest. */
 static int write_iov(rill_stream *s, const struct iovec *iov, int iovcnt)
 {
-    size_t skip = 0;
+    size_t skip = 0, total = 0;
     int i, rc;
 
-    if (s->wbuf.len == 0) {
-        ssize_t n = s->tr->send(s, iov, iovcnt < 64 ? iovcnt : 64);
+    for (i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    /* Nothing to send makes no system call (an empty send is a record on a
+       SOCK_SEQPACKET socket). */
+    if (s->wbuf.len == 0 && total > 0) {
+        ssize_t n = s->tr->send(s, iov, iovcnt < WRITE_IOV_MAX ? iovcnt : WRITE_IOV_MAX);
         if (n < 0 && n != -EAGAIN) {
             rill__stream_lost(s, (int)n);
             return (int)n;
@@ -268,7 +314,7 @@ int rill_drain(rill_stream *s, rill_done_cb cb, void *ud)
     if ((rc = waiter_add(s, &s->drains, cb, ud)) < 0)
         return rc;
     if (!(s->flags & S_WRITE_PAUSED))
-        rill__task_post(s->loop, &s->drain_task);
+        drains_release(s);
     return 0;
 }
 
@@ -291,7 +337,7 @@ int rill_writelines(rill_stream *s, const struct iovec *iov, int iovcnt, rill_do
         return rc;
     }
     if (cb != NULL && !(s->flags & S_WRITE_PAUSED))
-        rill__task_post(s->loop, &s->drain_task);
+        drains_release(s);
     return 0;
 }
 
@@ -348,6 +394,9 @@ static void stream_free(rill_stream *s)
     close_to(s, CLOSE_FREED, 0);
     if (s->owner_gone != NULL)
         s->owner_gone(s);
+    /* The session outlives the descriptor: peer certificate and ALPN stay readable until here. */
+    if (s->tr->destroy != NULL)
+        s->tr->destroy(s);
     rill__task_cancel(loop, &s->read_task);
     rill__task_cancel(loop, &s->drain_task);
     rill__task_cancel(loop, &s->close_task);
@@ -393,8 +442,8 @@ static void finish_close(rill_stream *s, int status)
     rill__timer_stop(&s->close_timer);
     rill__timer_stop(&s->read_timer);
     rill__io_stop(s->loop, &s->io);
-    if (s->tr->destroy != NULL)
-        s->tr->destroy(s);
+    if (s->tr->closing != NULL)
+        s->tr->closing(s);
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
@@ -507,6 +556,13 @@ int rill_set_close_timeout(rill_stream *s, int ms)
     if (s == NULL)
         return RILL_EINVAL;
     s->close_timeout_ms = ms > 0 ? ms : 0;
+    /* Set while a close is already flushing: the new timeout counts from now. */
+    if (s->cstate == CLOSE_FLUSHING || s->cstate == CLOSE_NOTIFY) {
+        if (s->close_timeout_ms > 0)
+            rill__timer_start(&s->close_timer, (uint64_t)s->close_timeout_ms);
+        else
+            rill__timer_stop(&s->close_timer);
+    }
     return 0;
 }
 
@@ -542,13 +598,16 @@ rill_stream *rill__stream_new(rill_loop *loop, int fd, int mode, size_t limit,
 {
     rill_stream *s;
     int rc, one = 1;
+    /* A refused descriptor goes back to the caller as it came. */
+    int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
 
-    if ((rc = rill__set_nonblock_cloexec(fd)) < 0) {
-        errno = -rc;
-        return NULL;
-    }
     if ((s = rill__calloc(1, sizeof *s)) == NULL) {
         errno = ENOMEM;
+        return NULL;
+    }
+    if ((rc = rill__set_nonblock_cloexec(fd)) < 0) {
+        rill__free(s);
+        errno = -rc;
         return NULL;
     }
     s->loop = loop;
@@ -590,11 +649,15 @@ rill_stream *rill__stream_new(rill_loop *loop, int fd, int mode, size_t limit,
     }
     rill__io_init(&s->io, fd, stream_io);
     s->cstate = CLOSE_OPEN;
-    rill__stream_update_io(s);
-    if (!rill__io_active(&s->io)) {
-        /* The backend refused the descriptor (select: at or above FD_SETSIZE). */
+    if ((rc = rill__io_start(loop, &s->io, wanted_events(s))) < 0) {
+        /* No memory for the slot, or the backend refused the descriptor
+           (select: at or above FD_SETSIZE, -EMFILE). */
         rill__free(s);
-        errno = EMFILE;
+        if (fl >= 0)
+            fcntl(fd, F_SETFL, fl);
+        if (fdfl >= 0)
+            fcntl(fd, F_SETFD, fdfl);
+        errno = -rc;
         return NULL;
     }
     rill__handle_ref(loop);

@@ -19,7 +19,8 @@ typedef struct rill__transport {
     int  (*shutdown_write)(rill_stream *s);  /* write_eof once flushed; NULL: cannot */
     int  (*close_notify)(rill_stream *s);    /* before close: 0 done, -EAGAIN later; NULL: none */
     size_t (*pending)(const rill_stream *s); /* bytes decoded but not yet handed out; NULL: none */
-    void (*destroy)(rill_stream *s);         /* frees transport state (never the fd) */
+    void (*closing)(rill_stream *s);         /* the descriptor is closing: stop using it; NULL: nothing */
+    void (*destroy)(rill_stream *s);         /* the stream is freed: free transport state (never the fd) */
 } rill__transport;
 
 extern const rill__transport rill__sock_transport;

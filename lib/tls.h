@@ -17,6 +17,9 @@ typedef void (*rill__handshake_cb)(rill_stream *s, int status, void *ud);
 int rill__tls_start(rill_stream *s, rill_tls *ctx, int is_server, const char *hostname,
                     int timeout_ms, rill__handshake_cb cb, void *ud);
 
+/* Why the handshake or session failed, for messages and tests; NULL without TLS. */
+const char *rill__tls_last_error(const rill_stream *s);
+
 /* One more reference to ctx (rill_tls_free drops one). */
 void rill__tls_ref(rill_tls *ctx);
 

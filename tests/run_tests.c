@@ -15,6 +15,11 @@ int test_connect_register(void);
 int test_loop_register(void);
 int test_embed_register(void);
 int test_resolve_register(void);
+int test_buf_register(void);
+int test_write_register(void);
+int test_close_register(void);
+int test_server_register(void);
+int test_tls_register(void);
 
 static const test_register_fn suites[] = {
     test_error_register,
@@ -22,6 +27,11 @@ static const test_register_fn suites[] = {
     test_loop_register,
     test_embed_register,
     test_resolve_register,
+    test_buf_register,
+    test_write_register,
+    test_close_register,
+    test_server_register,
+    test_tls_register,
 };
 
 /* Watchdog: a test that hangs fails the whole run loudly instead of stalling CI. */
