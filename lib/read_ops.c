@@ -102,11 +102,12 @@ static int evaluate(rill_stream *s, int *status, size_t *give, size_t *consume)
 int rill__read_wants_more(const rill_stream *s)
 {
     const rill__read_op *op = &s->rop;
-    if (op->state != READ_WAIT)
-        return 0;
-    /* These are not capped by limit: they keep reading even above 2 * limit. */
-    return op->kind == OP_READ_ALL || (op->kind == OP_READEXACTLY && s->rbuf.len < op->n) ||
-           (op->kind == OP_READ && s->rbuf.len == 0);
+    /* A read that waits needs bytes the buffer cannot give, whatever its size
+       (asyncio's _wait_for_data resumes reading): read(-1) and readexactly are
+       not capped by limit, and readuntil decides only once limit + seplen bytes
+       are there, which a separator longer than limit + 1 puts above 2 * limit.
+       The others stay bounded: readline and readuntil end with RILL_ELIMIT. */
+    return op->state == READ_WAIT;
 }
 
 static void release_sep(rill__read_op *op)

@@ -32,6 +32,7 @@
 #endif
 
 static const char *const close_names[] = { "OPEN", "FLUSHING", "NOTIFY", "CLOSED", "FREED" };
+static const char *const write_names[] = { "FLOWING", "PAUSED", "EOF_PENDING", "EOF_SENT" };
 const char *rill__close_state_name(rill__close_state st) { return close_names[st]; }
 
 static void close_to(rill_stream *s, rill__close_state to, int status)
@@ -39,6 +40,13 @@ static void close_to(rill_stream *s, rill__close_state to, int status)
     RILL__TRACE("stream", s->id, "close", close_names[s->cstate], close_names[to],
                 "%s", status ? rill_err_name(status) : "");
     s->cstate = to;
+}
+
+static void write_to(rill_stream *s, rill__write_state to)
+{
+    RILL__TRACE("stream", s->id, "write", write_names[s->wstate], write_names[to], "%luB buffered",
+                (unsigned long)s->wbuf.len);
+    s->wstate = to;
 }
 
 static void finish_close(rill_stream *s, int status);
@@ -102,8 +110,7 @@ static int reading_wanted(const rill_stream *s)
 
 static int writing_wanted(const rill_stream *s)
 {
-    return s->wbuf.len > 0 || ((s->flags & S_EOF_WANTED) && !(s->flags & S_EOF_SENT)) ||
-           s->cstate == CLOSE_NOTIFY;
+    return s->wbuf.len > 0 || s->wstate == WRITE_EOF_PENDING || s->cstate == CLOSE_NOTIFY;
 }
 
 static int wanted_events(const rill_stream *s)
@@ -207,11 +214,28 @@ static void drains_release(rill_stream *s)
     rill__task_post(s->loop, &s->drain_task);
 }
 
-static void wrote(rill_stream *s)
+static int drains_wait(const rill_stream *s)
 {
-    if ((s->flags & S_WRITE_PAUSED) && s->wbuf.len <= s->low) {
-        s->flags &= ~S_WRITE_PAUSED;
-        drains_release(s);
+    return s->wstate == WRITE_PAUSED || s->wstate == WRITE_EOF_PENDING;
+}
+
+/* The write machine's step: flow control after the buffer changed. */
+static void write_step(rill_stream *s)
+{
+    switch (s->wstate) {
+    case WRITE_FLOWING:
+        if (s->wbuf.len > s->high)
+            write_to(s, WRITE_PAUSED);
+        break;
+    case WRITE_PAUSED:
+        if (s->wbuf.len <= s->low) {
+            write_to(s, WRITE_FLOWING);
+            drains_release(s);
+        }
+        break;
+    case WRITE_EOF_PENDING:
+    case WRITE_EOF_SENT:
+        break;
     }
 }
 
@@ -232,17 +256,18 @@ static void do_write(rill_stream *s)
             return;
         }
         rill__buf_consume(&s->wbuf, (size_t)n);
-        wrote(s);
+        write_step(s);
     }
     if (s->wbuf.len > 0)
         return;
     rill__buf_trim(&s->wbuf, HIGH_WATER);
-    if ((s->flags & S_EOF_WANTED) && !(s->flags & S_EOF_SENT)) {
-        s->flags |= S_EOF_SENT;
+    if (s->wstate == WRITE_EOF_PENDING) {
+        write_to(s, WRITE_EOF_SENT);
         if ((rc = s->tr->shutdown_write(s)) < 0) {
             rill__stream_lost(s, rc);
             return;
         }
+        drains_release(s);
     }
     if (s->cstate == CLOSE_FLUSHING || s->cstate == CLOSE_NOTIFY)
         close_advance(s);
@@ -256,7 +281,7 @@ static int write_check(const rill_stream *s)
         return RILL_EMODE;
     if (s->flags & S_LOST)
         return s->err;
-    if (s->cstate != CLOSE_OPEN || (s->flags & S_EOF_WANTED))
+    if (s->cstate != CLOSE_OPEN || s->wstate == WRITE_EOF_PENDING || s->wstate == WRITE_EOF_SENT)
         return RILL_ECLOSED;
     return 0;
 }
@@ -294,8 +319,7 @@ static int write_iov(rill_stream *s, const struct iovec *iov, int iovcnt)
             return rc;
         }
     }
-    if (s->wbuf.len > s->high)
-        s->flags |= S_WRITE_PAUSED;
+    write_step(s);
     rill__stream_update_io(s);
     return 0;
 }
@@ -313,7 +337,7 @@ int rill_drain(rill_stream *s, rill_done_cb cb, void *ud)
         return RILL_ECLOSED;
     if ((rc = waiter_add(s, &s->drains, cb, ud)) < 0)
         return rc;
-    if (!(s->flags & S_WRITE_PAUSED))
+    if (!drains_wait(s))
         drains_release(s);
     return 0;
 }
@@ -336,7 +360,7 @@ int rill_writelines(rill_stream *s, const struct iovec *iov, int iovcnt, rill_do
         }
         return rc;
     }
-    if (cb != NULL && !(s->flags & S_WRITE_PAUSED))
+    if (cb != NULL && !drains_wait(s))
         drains_release(s);
     return 0;
 }
@@ -354,13 +378,14 @@ int rill_write(rill_stream *s, const void *data, size_t len, rill_done_cb cb, vo
 int rill_write_eof(rill_stream *s)
 {
     int rc = write_check(s);
-    if (rc == RILL_ECLOSED && (s->flags & S_EOF_WANTED) && s->cstate == CLOSE_OPEN)
+    if (rc == RILL_ECLOSED && s->cstate == CLOSE_OPEN &&
+        (s->wstate == WRITE_EOF_PENDING || s->wstate == WRITE_EOF_SENT))
         return 0;   /* already asked */
     if (rc < 0)
         return rc;
     if (s->tr->shutdown_write == NULL)
         return RILL_EMODE;
-    s->flags |= S_EOF_WANTED;
+    write_to(s, WRITE_EOF_PENDING);
     if (s->wbuf.len == 0)
         do_write(s);
     rill__stream_update_io(s);
@@ -378,9 +403,8 @@ int rill_set_write_buffer_limits(rill_stream *s, size_t high, size_t low)
         return RILL_EINVAL;
     s->high = high;
     s->low = low;
-    if (s->wbuf.len > s->high)
-        s->flags |= S_WRITE_PAUSED;
-    wrote(s);
+    write_step(s);
+    write_step(s);   /* FLOWING may pause and, with the new low, resume at once */
     return 0;
 }
 
@@ -482,7 +506,6 @@ void rill__stream_lost(rill_stream *s, int err)
     s->err = err;
     s->flags |= S_LOST;
     rill__buf_free(&s->wbuf);
-    s->flags &= ~S_WRITE_PAUSED;
     finish_close(s, err);
 }
 

@@ -48,7 +48,15 @@ typedef struct rill__read_op {
     void *ud;
 } rill__read_op;
 
-/* The write side's drain and the close machine. */
+/* The write machine: flow control (drain) and the half-close. */
+typedef enum {
+    WRITE_FLOWING,      /* writes accepted; a drain is answered at once */
+    WRITE_PAUSED,       /* the buffer went above high: drains wait until it falls to low */
+    WRITE_EOF_PENDING,  /* rill_write_eof: no more writes; flushing, then the half-close */
+    WRITE_EOF_SENT      /* half-closed */
+} rill__write_state;
+
+/* The close machine. */
 typedef enum {
     CLOSE_OPEN,       /* open */
     CLOSE_FLUSHING,   /* rill_close: sending what is buffered */
@@ -68,9 +76,6 @@ enum {
     S_EOF          = 1 << 0,   /* the peer's EOF was read */
     S_USER_PAUSED  = 1 << 1,   /* rill_pause_reading */
     S_FC_PAUSED    = 1 << 2,   /* read buffer above 2 * limit */
-    S_WRITE_PAUSED = 1 << 3,   /* write buffer went above high; drains wait for low */
-    S_EOF_WANTED   = 1 << 4,   /* rill_write_eof: shut down once flushed */
-    S_EOF_SENT     = 1 << 5,
     S_LOST         = 1 << 6,   /* the descriptor failed and was closed */
     S_USER_CLOSED  = 1 << 7,   /* rill_close or rill_abort called: free after delivery */
     S_ABORTED      = 1 << 8,
@@ -102,6 +107,7 @@ struct rill_stream {
     int read_timeout_ms;
 
     /* write side */
+    rill__write_state wstate;
     rill__buf wbuf;
     size_t high, low;
     rill__list drains;           /* rill__waiter */

@@ -62,11 +62,15 @@ static rill_stream *adopt(rill_loop *loop, int fd, size_t limit)
 {
     rill_connect_opts o;
     conn_wait c;
+    int i;
     memset(&o, 0, sizeof o);
     memset(&c, 0, sizeof c);
     o.limit = limit;
     CU_ASSERT_FATAL(START(rill_connect_sock(loop, fd, &o, on_conn, &c, NULL)) == 0);
-    CU_ASSERT_FATAL(run_until_flag(loop, &c.done, 5000));
+    /* The adoption completes in the next iteration's queue: no need to sleep in poll. */
+    for (i = 0; i < 100000 && !c.done; i++)
+        rill_loop_run_once(loop, 0);
+    CU_ASSERT_FATAL(c.done);
     CU_ASSERT_FATAL(c.status == 0 && c.s != NULL);
     return c.s;
 }
@@ -853,7 +857,7 @@ static void test_readuntil_split_separator(void)
     put_str(peer, "\nbody");
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, 0);
-    CU_ASSERT_EQUAL(r.len, 19);
+    CU_ASSERT_EQUAL(r.len, 18);
     CU_ASSERT_STRING_EQUAL(r.data, "GET / HTTP/1.1\r\n\r\n");
     CU_ASSERT_EQUAL(r.rbuf_after, 4);     /* "body" stays */
     finish_stream(loop, s, peer);
