@@ -342,6 +342,9 @@ def plot(outdir, summary, test_list, names):
     if not shutil.which("gnuplot"):
         print("bench: gnuplot not found: no plot")
         return
+    if BASE not in names:
+        print(f"bench: no {BASE} results to compare with: no plot")
+        return
     dat = os.path.join(outdir, "plot.dat")
     with open(dat, "w") as f:
         f.write("# test " + " ".join(f"{n}_rate {n}_cpu" for n in names) + "\n")
@@ -352,7 +355,6 @@ def plot(outdir, summary, test_list, names):
                 vals += [s.get("rate_ratio"), s.get("cpu_ratio")]
             f.write(t["id"] + " " + " ".join(f"{v:.4f}" if v else "NaN" for v in vals) + "\n")
     png = os.path.join(outdir, "bench.png")
-    cols = len(names)
     script = f"""
 set terminal pngcairo size 1200,800 noenhanced font ',10'
 set output '{png}'
@@ -363,7 +365,8 @@ set style fill solid 0.8 border -1
 set logscale y 2
 set grid ytics
 set key outside right top
-set yrange [0.03125:32]
+set yrange [0.001953125:512]
+set ytics ("1/256" 0.00390625, "1/64" 0.015625, "1/16" 0.0625, "1/4" 0.25, "1" 1, "4" 4, "16" 16, "64" 64, "256" 256)
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 dt 2
 set title 'rate / libuv rate (higher is better)'
 plot '{dat}' using {2}:xtic(1) title '{names[0]}'""" + "".join(
@@ -378,7 +381,6 @@ unset multiplot
         print("bench: gnuplot failed:", p.stderr.strip())
     else:
         print(f"bench: plot written to {png}")
-    _ = cols
 
 
 # ---------------------------------------------------------------------- main
