@@ -65,10 +65,12 @@ typedef struct rill_connect_req rill_connect_req;
 /* "MAJOR.MINOR.PATCH" of the library actually linked. */
 const char *rill_version(void);
 
-enum { RILL_BACKEND_AUTO = 0, RILL_BACKEND_POLL = 1, RILL_BACKEND_SELECT = 2 };
+/* AUTO: epoll where configure found it, else poll, else select. Asking for a
+   backend this build does not have fails with ENOSYS. */
+enum { RILL_BACKEND_AUTO = 0, RILL_BACKEND_POLL = 1, RILL_BACKEND_SELECT = 2, RILL_BACKEND_EPOLL = 3 };
 
 typedef struct rill_loop_opts {
-    int backend;              /* RILL_BACKEND_AUTO (0): poll where available */
+    int backend;              /* RILL_BACKEND_AUTO (0): the best this system has */
     const char *dns_servers;  /* "127.0.0.1:5353,[::1]:53"; NULL: system configuration */
     int dns_timeout_ms;       /* 0: c-ares default */
     int dns_tries;            /* 0: c-ares default */

@@ -203,20 +203,35 @@ static int make_pipe(int fds[2])
 
 /* ------------------------------------------------------------------ loop */
 
-static const rill__backend *pick_backend(int which)
+/* NULL with *err: the backend is unknown (EINVAL) or not in this build (ENOSYS). */
+static const rill__backend *pick_backend(int which, int *err)
 {
+    *err = ENOSYS;
     switch (which) {
-    case RILL_BACKEND_SELECT:
-        return &rill__backend_select;
-#ifdef RILL_HAVE_POLL
     case RILL_BACKEND_AUTO:
-    case RILL_BACKEND_POLL:
+#if defined(RILL_HAVE_EPOLL)
+        return &rill__backend_epoll;
+#elif defined(RILL_HAVE_POLL)
         return &rill__backend_poll;
 #else
-    case RILL_BACKEND_AUTO:
         return &rill__backend_select;
 #endif
+    case RILL_BACKEND_SELECT:
+        return &rill__backend_select;
+    case RILL_BACKEND_POLL:
+#ifdef RILL_HAVE_POLL
+        return &rill__backend_poll;
+#else
+        return NULL;
+#endif
+    case RILL_BACKEND_EPOLL:
+#ifdef RILL_HAVE_EPOLL
+        return &rill__backend_epoll;
+#else
+        return NULL;
+#endif
     default:
+        *err = EINVAL;
         return NULL;
     }
 }
@@ -236,8 +251,8 @@ rill_loop *rill_loop_new(const rill_loop_opts *opts)
         errno = EINVAL;
         return NULL;
     }
-    if (pick_backend(opts->backend) == NULL) {
-        errno = opts->backend == RILL_BACKEND_POLL ? ENOSYS : EINVAL;
+    if (pick_backend(opts->backend, &rc) == NULL) {
+        errno = rc;
         return NULL;
     }
     loop = rill__calloc(1, sizeof *loop);
@@ -245,7 +260,7 @@ rill_loop *rill_loop_new(const rill_loop_opts *opts)
         errno = ENOMEM;
         return NULL;
     }
-    loop->backend = pick_backend(opts->backend);
+    loop->backend = pick_backend(opts->backend, &rc);
     loop->wake_rd = loop->wake_wr = -1;
     rill__list_init(&loop->pending);
     rill__list_init(&loop->ts_queue);

@@ -146,8 +146,12 @@ void rill__read_step(rill_stream *s)
     s->flags |= S_IN_READ_STEP;
     while (s->rop.state == READ_WAIT && (s->cstate == CLOSE_OPEN || s->rop.forced || (s->flags & S_LOST))) {
         if (!evaluate(s, &status, &give, &consume)) {
-            if (s->read_timeout_ms > 0 && !rill__timer_armed(&s->read_timer))
-                rill__timer_start(&s->read_timer, (uint64_t)s->read_timeout_ms);
+            if (s->read_timeout_ms > 0 && !rill__timer_armed(&s->read_timer) &&
+                rill__timer_start(&s->read_timer, (uint64_t)s->read_timeout_ms) < 0) {
+                /* A read must not wait past the timeout it was promised: end it. */
+                s->rop.forced = RILL_ENOMEM;
+                continue;
+            }
             break;
         }
         deliver(s, status, give, consume);
@@ -168,7 +172,10 @@ void rill__read_finish(rill_stream *s, int status)
 {
     if (s->rop.state != READ_WAIT)
         return;
-    s->rop.forced = status;
+    /* The first reason stands: a close's RILL_ECANCELED, still queued, is not
+       turned into RILL_ETIMEDOUT by a read timer due in the same round. */
+    if (s->rop.forced == 0)
+        s->rop.forced = status;
     rill__read_step(s);
 }
 
@@ -239,7 +246,8 @@ int rill_read_cancel(rill_stream *s)
         return RILL_EINVAL;
     if (s->rop.state != READ_WAIT)
         return 0;
-    s->rop.forced = RILL_ECANCELED;
+    if (s->rop.forced == 0)
+        s->rop.forced = RILL_ECANCELED;
     rill__task_post(s->loop, &s->read_task);
     return 0;
 }
@@ -269,11 +277,20 @@ size_t rill_stream_get_limit(const rill_stream *s) { return s->limit; }
 
 int rill_set_read_timeout(rill_stream *s, int ms)
 {
+    int old, rc;
+
     if (s == NULL)
         return RILL_EINVAL;
+    old = s->read_timeout_ms;
     s->read_timeout_ms = ms > 0 ? ms : 0;
     rill__timer_stop(&s->read_timer);
-    if (s->read_timeout_ms > 0 && s->rop.state == READ_WAIT)
-        rill__timer_start(&s->read_timer, (uint64_t)s->read_timeout_ms);
+    /* A closing stream's pending read is being answered by the close. */
+    if (s->read_timeout_ms > 0 && s->rop.state == READ_WAIT && s->cstate == CLOSE_OPEN &&
+        (rc = rill__timer_start(&s->read_timer, (uint64_t)s->read_timeout_ms)) < 0) {
+        /* Only a first timer can need memory (a stopped one leaves its heap slot
+           free), so the waiting read had no timeout before: refused, nothing changed. */
+        s->read_timeout_ms = old;
+        return rc;
+    }
     return 0;
 }

@@ -81,6 +81,7 @@ typedef struct rill__backend {
 } rill__backend;
 extern const rill__backend rill__backend_poll;
 extern const rill__backend rill__backend_select;
+extern const rill__backend rill__backend_epoll;
 
 /* Backends bracket their dispatch with begin/end and report each ready slot;
    an io stopped or started during the dispatch is never given stale readiness. */

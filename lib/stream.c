@@ -20,6 +20,7 @@
 
 #define READ_MIN   16384u      /* room made before each recv */
 #define READ_MAX   65536u      /* most bytes taken per recv: bounds memory above 2 * limit */
+#define READ_BURST 4           /* recvs per readiness event while each fills its room */
 #define HIGH_WATER 65536u
 #define LOW_WATER  16384u
 /* Most lines one writev takes; the rest is buffered and sent as the socket drains. */
@@ -146,30 +147,39 @@ void rill__stream_update_io(rill_stream *s)
 
 static void do_read(rill_stream *s)
 {
-    size_t avail;
-    ssize_t n;
-    char *p = rill__buf_space(&s->rbuf, READ_MIN, &avail);
+    int burst;
 
-    if (p == NULL) {
-        rill__stream_lost(s, RILL_ENOMEM);
-        return;
+    for (burst = 0; burst < READ_BURST; burst++) {
+        size_t avail, want;
+        ssize_t n;
+        /* An empty buffer gets a full read's room: bulk transfers need fewer calls. */
+        char *p = rill__buf_space(&s->rbuf, s->rbuf.len == 0 ? READ_MAX : READ_MIN, &avail);
+
+        if (p == NULL) {
+            rill__stream_lost(s, RILL_ENOMEM);
+            return;
+        }
+        want = avail < READ_MAX ? avail : READ_MAX;
+        n = s->tr->recv(s, p, want);
+        if (n == -EAGAIN)
+            break;
+        if (n < 0) {
+            rill__stream_lost(s, (int)n);
+            return;
+        }
+        if (n == 0) {
+            s->flags |= S_EOF;
+        } else {
+            rill__buf_commit(&s->rbuf, (size_t)n);
+            rill__timer_stop(&s->read_timer);   /* a new byte: the read timeout starts over */
+            if (s->rbuf.len > 2 * s->limit)
+                s->flags |= S_FC_PAUSED;
+        }
+        rill__read_step(s);
+        /* A recv that filled its room suggests more is waiting: take it before polling again. */
+        if (n == 0 || (size_t)n < want || !reading_wanted(s))
+            break;
     }
-    n = s->tr->recv(s, p, avail < READ_MAX ? avail : READ_MAX);
-    if (n == -EAGAIN)
-        return;
-    if (n < 0) {
-        rill__stream_lost(s, (int)n);
-        return;
-    }
-    if (n == 0) {
-        s->flags |= S_EOF;
-    } else {
-        rill__buf_commit(&s->rbuf, (size_t)n);
-        rill__timer_stop(&s->read_timer);   /* a new byte: the read timeout starts over */
-        if (s->rbuf.len > 2 * s->limit)
-            s->flags |= S_FC_PAUSED;
-    }
-    rill__read_step(s);
     /* Bytes the transport already decoded will not make the socket readable again. */
     if (s->tr->pending != NULL && s->tr->pending(s) > 0 && reading_wanted(s))
         rill__task_post(s->loop, &s->more_task);

@@ -16,6 +16,7 @@ int test_loop_register(void);
 int test_embed_register(void);
 int test_resolve_register(void);
 int test_buf_register(void);
+int test_read_register(void);
 int test_write_register(void);
 int test_close_register(void);
 int test_server_register(void);
@@ -28,6 +29,7 @@ static const test_register_fn suites[] = {
     test_embed_register,
     test_resolve_register,
     test_buf_register,
+    test_read_register,
     test_write_register,
     test_close_register,
     test_server_register,

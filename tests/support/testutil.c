@@ -47,7 +47,11 @@ rill_loop *test_loop_new(int backend)
     rill_loop *loop;
     memset(&o, 0, sizeof o);
     if (backend == RILL_BACKEND_AUTO && getenv("RILL_TEST_BACKEND") != NULL)
-        backend = strcmp(getenv("RILL_TEST_BACKEND"), "select") == 0 ? RILL_BACKEND_SELECT : RILL_BACKEND_POLL;
+    {
+        const char *b = getenv("RILL_TEST_BACKEND");
+        backend = strcmp(b, "select") == 0 ? RILL_BACKEND_SELECT
+                : strcmp(b, "epoll") == 0 ? RILL_BACKEND_EPOLL : RILL_BACKEND_POLL;
+    }
     o.backend = backend;
     /* No test may reach the system's DNS server: an unused loopback port. */
     o.dns_servers = "127.0.0.1:9";
