@@ -10,6 +10,20 @@ typedef struct {
     size_t cap;
 } poll_data;
 
+/* A hang-up or error is readiness of whatever is watched: the next read or
+   write then meets the error (shared with the embedding's after_poll). */
+int rill__from_poll(short re)
+{
+    int r = 0;
+    if (re & POLLIN)
+        r |= RILL_READABLE;
+    if (re & POLLOUT)
+        r |= RILL_WRITABLE;
+    if (re & (POLLHUP | POLLERR | POLLNVAL))
+        r |= RILL_READABLE | RILL_WRITABLE | RILL__EV_HUP;
+    return r;
+}
+
 static short to_poll(int events)
 {
     short e = 0;
@@ -91,18 +105,11 @@ static int poll_wait(rill_loop *loop, int timeout_ms)
     rill__dispatch_begin(loop);
     for (i = 0; i < n && rc > 0; i++) {
         short re = pd->pfd[i].revents;
-        int r = 0;
         if (re == 0)
             continue;
         rc--;
         pd->pfd[i].revents = 0;
-        if (re & POLLIN)
-            r |= RILL_READABLE;
-        if (re & POLLOUT)
-            r |= RILL_WRITABLE;
-        if (re & (POLLHUP | POLLERR | POLLNVAL))
-            r |= RILL_READABLE | RILL_WRITABLE | RILL__EV_HUP;
-        rill__loop_dispatch(loop, i, r);
+        rill__loop_dispatch(loop, i, rill__from_poll(re));
     }
     rill__dispatch_end(loop);
     return 0;

@@ -166,17 +166,9 @@ void rill_loop_after_poll(rill_loop *loop, const struct pollfd *fds, size_t n)
             n = loop->nemb;
         rill__dispatch_begin(loop);
         for (i = 0; i < n; i++) {
-            short re = fds[i].revents;
-            int r = 0;
-            if (re == 0 || fds[i].fd != loop->emb[i].fd)
+            if (fds[i].revents == 0 || fds[i].fd != loop->emb[i].fd)
                 continue;
-            if (re & POLLIN)
-                r |= RILL_READABLE;
-            if (re & POLLOUT)
-                r |= RILL_WRITABLE;
-            if (re & (POLLHUP | POLLERR | POLLNVAL))
-                r |= RILL_READABLE | RILL_WRITABLE | RILL__EV_HUP;
-            dispatch_recorded(loop, i, r);
+            dispatch_recorded(loop, i, rill__from_poll(fds[i].revents));
         }
         rill__dispatch_end(loop);
     }

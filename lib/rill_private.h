@@ -23,6 +23,8 @@ char *rill__strdup(const char *s);
 /* Test hook: the n-th allocation from now fails (0: never). Returns how many were made. */
 unsigned long rill__alloc_fail_at(unsigned long n);
 unsigned long rill__alloc_count(void);
+/* Test hook: allocations made and not yet freed (a leak check without a sanitizer). */
+unsigned long rill__alloc_live(void);
 
 /* ---------------------------------------------------------------- tracing */
 
@@ -80,6 +82,7 @@ typedef struct rill__backend {
     int  (*wait)(rill_loop *loop, int timeout_ms);
 } rill__backend;
 extern const rill__backend rill__backend_poll;
+int rill__from_poll(short revents);   /* poll() revents -> RILL_READABLE|RILL_WRITABLE|RILL__EV_HUP */
 extern const rill__backend rill__backend_select;
 extern const rill__backend rill__backend_epoll;
 

@@ -3,17 +3,23 @@
    sockets on systems with neither, block SIGPIPE for the duration of the write
    and consume the signal the write raised. */
 #include "stream.h"
+#include "syshooks.h"
 
 #include <signal.h>
 #include <unistd.h>
 #include <string.h>
 #include <sys/uio.h>
 
+/* Test hooks (syshooks.h): NULL, the real calls, unless a test installed some. */
+const rill__sys_hooks *rill__sys_hooks_cur;
+
+void rill__sys_hooks_set(const rill__sys_hooks *h) { rill__sys_hooks_cur = h; }
+
 static ssize_t fd_recv(rill_stream *s, char *buf, size_t len)
 {
     ssize_t n;
     do
-        n = read(s->fd, buf, len);
+        n = rill__sys_read(s->fd, buf, len);
     while (n < 0 && errno == EINTR);
     if (n >= 0)
         return n;
@@ -50,7 +56,7 @@ ssize_t rill__writev_nosigpipe(int fd, const struct iovec *iov, int iovcnt)
     sigpending(&pending);
     was_pending = sigismember(&pending, SIGPIPE);
     do
-        n = writev(fd, iov, iovcnt);
+        n = rill__sys_writev(fd, iov, iovcnt);
     while (n < 0 && errno == EINTR);
     e = errno;
     if (n < 0 && e == EPIPE && !was_pending) {
@@ -73,13 +79,13 @@ static ssize_t sock_send(rill_stream *s, const struct iovec *iov, int iovcnt)
     m.msg_iov = (struct iovec *)iov;
     m.msg_iovlen = iovcnt;
     do
-        n = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+        n = rill__sys_sendmsg(s->fd, &m, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     return send_result(s, n);
 #elif defined(HAVE_SO_NOSIGPIPE)
     ssize_t n;
     do
-        n = writev(s->fd, iov, iovcnt);   /* SO_NOSIGPIPE was set when the stream was made */
+        n = rill__sys_writev(s->fd, iov, iovcnt);   /* SO_NOSIGPIPE was set when the stream was made */
     while (n < 0 && errno == EINTR);
     return send_result(s, n);
 #else

@@ -12,6 +12,7 @@
  * stream's readiness (s->io_hook); afterwards the stream drives this transport
  * like any other and only learns from rd_want/wr_want which readiness unblocks it. */
 #include "tls.h"
+#include "syshooks.h"
 
 #include <dirent.h>
 #include <limits.h>
@@ -352,7 +353,7 @@ static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
         return WOLFSSL_CBIO_ERR_CONN_CLOSE;
     }
     do
-        n = recv(c->s->fd, buf, (size_t)sz, 0);
+        n = rill__sys_recv(c->s->fd, buf, (size_t)sz, 0);
     while (n < 0 && errno == EINTR);
     if (n > 0)
         return (int)n;
@@ -374,7 +375,7 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     (void)ssl;
 #if defined(HAVE_MSG_NOSIGNAL)
     do
-        n = send(c->s->fd, buf, (size_t)sz, MSG_NOSIGNAL);
+        n = rill__sys_send(c->s->fd, buf, (size_t)sz, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
 #else
     {

@@ -1162,6 +1162,10 @@ static void test_bad_arguments(void)
     CU_ASSERT_EQUAL(START(rill_read(s, 1, NULL, &r)), RILL_EINVAL);
     CU_ASSERT_EQUAL(START(rill_readline(s, NULL, &r)), RILL_EINVAL);
     CU_ASSERT_EQUAL(START(rill_readline(NULL, rd_cb, &r)), RILL_EINVAL);
+    /* a separator too long for the inline copy needs memory */
+    rill__alloc_fail_at(1);
+    CU_ASSERT_EQUAL(START(rill_readuntil(s, "--boundary", 10, rd_cb, &r)), RILL_ENOMEM);
+    rill__alloc_fail_at(0);
     /* A failed start leaves no read pending: the next one is accepted. */
     put_str(peer, "ok\n");
     CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
