@@ -252,8 +252,8 @@ static void test_a_records_in_order(void)
     rill_loop *loop = dns_loop(dns_responder_addr(d), 1000, 2);
     result r;
 
-    CU_ASSERT_EQUAL(dns_responder_add(d, "two.test", T_A, "192.0.2.20", 0), 0);
-    CU_ASSERT_EQUAL(dns_responder_add(d, "two.test", T_A, "192.0.2.3", 0), 0);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "two.test", T_A, "127.0.0.20", 0), 0);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "two.test", T_A, "127.0.0.3", 0), 0);
     memset(&r, 0, sizeof r);
     start(loop, "two.test", 8443, AF_INET, 0, &r);
     CU_ASSERT(test_run_until(loop, &r.calls, 3000));
@@ -261,8 +261,8 @@ static void test_a_records_in_order(void)
     CU_ASSERT_EQUAL(r.status, 0);
     CU_ASSERT_EQUAL(r.family, AF_INET);
     CU_ASSERT_EQUAL_FATAL(r.n, 2);
-    CU_ASSERT(is_v4(&r.addrs[0], "192.0.2.20", 8443));   /* the server's order, not sorted */
-    CU_ASSERT(is_v4(&r.addrs[1], "192.0.2.3", 8443));
+    CU_ASSERT(is_v4(&r.addrs[0], "127.0.0.20", 8443));   /* the server's order, not sorted */
+    CU_ASSERT(is_v4(&r.addrs[1], "127.0.0.3", 8443));
     CU_ASSERT_EQUAL(rill__resolve_inflight(loop), 0);
     test_loop_finish(loop);
     dns_responder_stop(d);
@@ -276,7 +276,7 @@ static void test_aaaa_records(void)
 
     CU_ASSERT_EQUAL(dns_responder_add(d, "six.test", T_AAAA, "2001:db8::9", 0), 0);
     CU_ASSERT_EQUAL(dns_responder_add(d, "six.test", T_AAAA, "2001:db8::1", 0), 0);
-    CU_ASSERT_EQUAL(dns_responder_add(d, "six.test", T_A, "192.0.2.1", 0), 0);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "six.test", T_A, "127.0.0.21", 0), 0);
     memset(&r, 0, sizeof r);
     start(loop, "six.test", 443, AF_INET6, 0, &r);
     CU_ASSERT(test_run_until(loop, &r.calls, 3000));
@@ -295,14 +295,14 @@ static void test_query_reaches_responder(void)
     rill_loop *loop = dns_loop(dns_responder_addr(d), 1000, 2);
     result r;
 
-    CU_ASSERT_EQUAL(dns_responder_add(d, "proof.test", T_A, "192.0.2.77", 0), 0);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "proof.test", T_A, "127.0.2.77", 0), 0);
     CU_ASSERT_EQUAL(dns_responder_queries_for(d, "proof.test"), 0);
     memset(&r, 0, sizeof r);
     start(loop, "proof.test", 1, AF_INET, 0, &r);
     CU_ASSERT(test_run_until(loop, &r.calls, 3000));
     /* The answer only the responder knows, and the responder saw exactly this question. */
     CU_ASSERT_EQUAL(r.status, 0);
-    CU_ASSERT(r.n == 1 && is_v4(&r.addrs[0], "192.0.2.77", 1));
+    CU_ASSERT(r.n == 1 && is_v4(&r.addrs[0], "127.0.2.77", 1));
     CU_ASSERT_EQUAL(dns_responder_queries_for(d, "proof.test"), 1);
     CU_ASSERT_EQUAL(dns_responder_queries(d), 1);
     test_loop_finish(loop);
@@ -317,7 +317,7 @@ static void test_aaaa_of_a_only_name(void)
     rill_loop *loop = dns_loop(dns_responder_addr(d), 1000, 2);
     result r;
 
-    CU_ASSERT_EQUAL(dns_responder_add(d, "four.test", T_A, "192.0.2.4", 0), 0);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "four.test", T_A, "127.0.2.4", 0), 0);
     memset(&r, 0, sizeof r);
     start(loop, "four.test", 80, AF_INET6, 0, &r);
     CU_ASSERT(test_run_until(loop, &r.calls, 3000));
@@ -350,7 +350,7 @@ static void test_servfail(void)
     rill_loop *loop = dns_loop(dns_responder_addr(d), 1000, 1);
     result r;
 
-    CU_ASSERT_EQUAL(dns_responder_add(d, "broken.test", T_A, "192.0.2.1", 0), 0);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "broken.test", T_A, "127.0.0.21", 0), 0);
     CU_ASSERT_EQUAL(dns_responder_set_behaviour(d, "broken.test", DNS_SERVFAIL), 0);
     memset(&r, 0, sizeof r);
     start(loop, "broken.test", 80, AF_INET, 0, &r);
@@ -388,7 +388,7 @@ static void test_garbage_answer(void)
     rill_loop *loop = dns_loop(dns_responder_addr(d), 200, 1);
     result r;
 
-    CU_ASSERT_EQUAL(dns_responder_add(d, "junk.test", T_A, "192.0.2.1", 0), 0);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "junk.test", T_A, "127.0.0.21", 0), 0);
     CU_ASSERT_EQUAL(dns_responder_set_behaviour(d, "junk.test", DNS_GARBAGE), 0);
     memset(&r, 0, sizeof r);
     start(loop, "junk.test", 80, AF_INET, 0, &r);
@@ -416,7 +416,7 @@ static void test_bad_dns_servers(void)
         CU_ASSERT_PTR_NULL(loop->resolver);   /* no channel left to send anything */
         /* numeric hosts do not need the servers */
         memset(&num, 0, sizeof num);
-        start(loop, "192.0.2.1", 80, AF_INET, 0, &num);
+        start(loop, "127.0.0.21", 80, AF_INET, 0, &num);
         CU_ASSERT(test_run_until(loop, &num.calls, 2000));
         CU_ASSERT_EQUAL(num.status, 0);
         rill_loop_run_once(loop, 0);
@@ -455,11 +455,11 @@ static void test_out_of_memory(void)
     result r, ok;
     int rc;
 
-    CU_ASSERT_EQUAL(dns_responder_add(d, "mem.test", T_A, "192.0.2.5", 0), 0);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "mem.test", T_A, "127.0.2.5", 0), 0);
     memset(&r, 0, sizeof r);
     /* the request itself */
     rill__alloc_fail_at(1);
-    rc = rill__resolve(loop, "192.0.2.1", 80, AF_INET, 0, on_result, &r, &req);
+    rc = rill__resolve(loop, "127.0.0.21", 80, AF_INET, 0, on_result, &r, &req);
     rill__alloc_fail_at(0);
     CU_ASSERT_EQUAL(rc, RILL_ENOMEM);
     /* the channel, created lazily by the first name: no half-made channel stays */
@@ -475,7 +475,7 @@ static void test_out_of_memory(void)
     start(loop, "mem.test", 80, AF_INET, 0, &ok);
     CU_ASSERT(test_run_until(loop, &ok.calls, 3000));
     CU_ASSERT_EQUAL(ok.status, 0);
-    CU_ASSERT(ok.n == 1 && is_v4(&ok.addrs[0], "192.0.2.5", 80));
+    CU_ASSERT(ok.n == 1 && is_v4(&ok.addrs[0], "127.0.2.5", 80));
     test_loop_finish(loop);
     dns_responder_stop(d);
 }
@@ -489,7 +489,7 @@ static void test_cancel_before_answer(void)
     rill__resolve_req *req;
     result r;
 
-    CU_ASSERT_EQUAL(dns_responder_add(d, "slow.test", T_A, "192.0.2.1", 200), 0);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "slow.test", T_A, "127.0.0.21", 200), 0);
     memset(&r, 0, sizeof r);
     req = start(loop, "slow.test", 80, AF_INET, 0, &r);
     CU_ASSERT_EQUAL(rill__resolve_inflight(loop), 1);
@@ -512,8 +512,8 @@ static void test_cancel_queued_result_from_other_callback(void)
        the second, whose result is already waiting on the pending queue. */
     memset(&first, 0, sizeof first);
     memset(&second, 0, sizeof second);
-    start(loop, "192.0.2.1", 80, AF_INET, 0, &first);
-    first.victim = start(loop, "192.0.2.2", 80, AF_INET, 0, &second);
+    start(loop, "127.0.0.21", 80, AF_INET, 0, &first);
+    first.victim = start(loop, "127.0.2.2", 80, AF_INET, 0, &second);
     CU_ASSERT(test_run_until(loop, &first.calls, 2000));
     rill_loop_run_once(loop, 0);
     CU_ASSERT_EQUAL(first.calls, 1);
@@ -528,7 +528,7 @@ static void test_cancel_inflight_from_other_callback(void)
     rill_loop *loop = dns_loop(dns_responder_addr(d), 2000, 1);
     result a, aaaa;
 
-    CU_ASSERT_EQUAL(dns_responder_add(d, "he.test", T_A, "192.0.2.1", 0), 0);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "he.test", T_A, "127.0.0.21", 0), 0);
     CU_ASSERT_EQUAL(dns_responder_add(d, "he.test", T_AAAA, "2001:db8::1", 250), 0);
     memset(&a, 0, sizeof a);
     memset(&aaaa, 0, sizeof aaaa);
@@ -576,7 +576,7 @@ static void test_cancel_from_own_callback_is_noop(void)
     result r;
 
     memset(&r, 0, sizeof r);
-    r.victim = start(loop, "192.0.2.1", 80, AF_INET, 0, &r);
+    r.victim = start(loop, "127.0.0.21", 80, AF_INET, 0, &r);
     rill__handle_ref(loop);   /* on_result drops one handle for the "victim" too */
     CU_ASSERT(test_run_until(loop, &r.calls, 2000));
     CU_ASSERT_EQUAL(r.calls, 1);
@@ -593,7 +593,7 @@ static void test_delayed_aaaa_after_a(void)
     result a, aaaa;
     int seq = 0;
 
-    CU_ASSERT_EQUAL(dns_responder_add(d, "dual.test", T_A, "192.0.2.8", 0), 0);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "dual.test", T_A, "127.0.2.8", 0), 0);
     CU_ASSERT_EQUAL(dns_responder_add(d, "dual.test", T_AAAA, "2001:db8::8", 250), 0);
     memset(&a, 0, sizeof a);
     memset(&aaaa, 0, sizeof aaaa);
@@ -603,7 +603,7 @@ static void test_delayed_aaaa_after_a(void)
     CU_ASSERT(test_run_until(loop, &aaaa.calls, 3000));
     CU_ASSERT_EQUAL(a.order, 1);
     CU_ASSERT_EQUAL(aaaa.order, 2);
-    CU_ASSERT(a.n == 1 && is_v4(&a.addrs[0], "192.0.2.8", 80));
+    CU_ASSERT(a.n == 1 && is_v4(&a.addrs[0], "127.0.2.8", 80));
     CU_ASSERT(aaaa.n == 1 && is_v6(&aaaa.addrs[0], "2001:db8::8", 80));
     CU_ASSERT(aaaa.at >= a.at + 150);   /* each answer delivered on its own */
     test_loop_finish(loop);
@@ -619,7 +619,7 @@ static void test_lookup_in_embedded_poll_loop(void)
     result r;
 
     /* The channel's socket and timer reach a program's own poll() through prepare_poll. */
-    CU_ASSERT_EQUAL(dns_responder_add(d, "embed.test", T_A, "192.0.2.9", 0), 0);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "embed.test", T_A, "127.0.2.9", 0), 0);
     memset(&r, 0, sizeof r);
     start(loop, "embed.test", 80, AF_INET, 0, &r);
     end = test_now_ms() + 3000;
@@ -631,7 +631,7 @@ static void test_lookup_in_embedded_poll_loop(void)
         rill_loop_after_poll(loop, rc < 0 ? NULL : fds, rc < 0 ? 0 : n);
     }
     CU_ASSERT_EQUAL(r.status, 0);
-    CU_ASSERT(r.n == 1 && is_v4(&r.addrs[0], "192.0.2.9", 80));
+    CU_ASSERT(r.n == 1 && is_v4(&r.addrs[0], "127.0.2.9", 80));
     test_loop_finish(loop);
     dns_responder_stop(d);
 }
@@ -653,7 +653,7 @@ static void test_sockets_watched_only_while_open(void)
     size_t idle = polled_fds(loop);
     result r;
 
-    CU_ASSERT_EQUAL(dns_responder_add(d, "sock.test", T_A, "192.0.2.6", 100), 0);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "sock.test", T_A, "127.0.2.6", 100), 0);
     memset(&r, 0, sizeof r);
     start(loop, "sock.test", 80, AF_INET, 0, &r);
     CU_ASSERT_EQUAL(polled_fds(loop), idle + 1);   /* c-ares's UDP socket */
