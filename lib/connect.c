@@ -336,10 +336,16 @@ static int start_attempt(rill_connect_req *r)
             r->natt--;
             goto failed_now;
         }
+        /* Without its delay timer the next attempt would start at the next step, at once. */
+        if (r->attempt_delay_ms >= 0 &&
+            (rc = rill__timer_start(&r->delay_timer, (uint64_t)r->attempt_delay_ms)) < 0) {
+            rill__io_stop(r->loop, &a->io);
+            close(fd);
+            r->natt--;
+            goto failed_now;
+        }
         RILL__TRACE("connect", r->id, "attempt", "NEW", "CONNECTING", "fd=%d family=%s", fd,
                     ss->ss_family == AF_INET6 ? "IPv6" : ss->ss_family == AF_INET ? "IPv4" : "unix");
-        if (r->attempt_delay_ms >= 0)
-            rill__timer_start(&r->delay_timer, (uint64_t)r->attempt_delay_ms);
         return 1;
 failed_now:
         RILL__TRACE("connect", r->id, "attempt", "NEW", "FAILED", "%s", rill_err_name(rc));
@@ -475,8 +481,11 @@ static int new_req(rill_loop *loop, const rill_connect_opts *o, rill_connect_cb 
             req_free(r);
             return RILL_ENOMEM;
         }
-        if (o->timeout_ms > 0)
-            rill__timer_start(&r->total_timer, (uint64_t)o->timeout_ms);
+        /* A connect must not outlive the timeout it was promised: no timer, no connect. */
+        if (o->timeout_ms > 0 && rill__timer_start(&r->total_timer, (uint64_t)o->timeout_ms) < 0) {
+            req_free(r);
+            return RILL_ENOMEM;
+        }
     }
     *out = r;
     return 0;

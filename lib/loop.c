@@ -262,6 +262,7 @@ rill_loop *rill_loop_new(const rill_loop_opts *opts)
     }
     loop->backend = pick_backend(opts->backend, &rc);
     loop->wake_rd = loop->wake_wr = -1;
+    rill__io_init(&loop->wake_io, -1, wake_cb);   /* not watched: a failure below has nothing to stop */
     rill__list_init(&loop->pending);
     rill__list_init(&loop->ts_queue);
     loop->dns_timeout_ms = opts->dns_timeout_ms;
@@ -273,6 +274,8 @@ rill_loop *rill_loop_new(const rill_loop_opts *opts)
     }
     rc = RILL_ENOMEM;
     if (opts->dns_servers != NULL && (loop->dns_servers = rill__strdup(opts->dns_servers)) == NULL)
+        goto fail;
+    if ((loop->scratch = rill__malloc(RILL__SCRATCH_SIZE)) == NULL)
         goto fail;
     if ((rc = loop->backend->init(loop)) < 0)
         goto fail;
@@ -376,6 +379,7 @@ int rill_loop_free(rill_loop *loop)
     rill__free(loop->dead_slots);
     rill__free(loop->heap);
     rill__free(loop->emb);
+    rill__free(loop->scratch);
     rill__free(loop->dns_servers);
     RILL__TRACE("loop", loop->stats_id, "loop", "READY", "FREED", "");
     rill__free(loop);

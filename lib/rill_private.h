@@ -162,10 +162,13 @@ struct rill_loop {
     struct { size_t slot; unsigned long gen; int fd; } *emb;
     size_t nemb, capemb;
 
+    char *scratch;                  /* RILL__SCRATCH_SIZE bytes lent to streams that hold no read buffer */
     struct rill__resolver *resolver; /* lazily created */
     char *dns_servers;
     int dns_timeout_ms, dns_tries;
 };
+
+#define RILL__SCRATCH_SIZE 65536u
 
 void rill__handle_ref(rill_loop *loop);     /* one more thing keeps the loop alive */
 void rill__handle_unref(rill_loop *loop);

@@ -145,17 +145,20 @@ void rill__stream_update_io(rill_stream *s)
 
 /* -------------------------------------------------------------- reading */
 
-static void do_read(rill_stream *s)
+static void read_burst(rill_stream *s, int scratch)
 {
     int burst;
 
     for (burst = 0; burst < READ_BURST; burst++) {
         size_t avail, want;
         ssize_t n;
-        /* An empty buffer gets a full read's room: bulk transfers need fewer calls. */
-        char *p = rill__buf_space(&s->rbuf, s->rbuf.len == 0 ? READ_MAX : READ_MIN, &avail);
+        char *p;
 
-        if (p == NULL) {
+        /* The loop's scratch buffer cannot grow: bytes left in it end the burst. */
+        if (scratch && s->rbuf.len > 0)
+            break;
+        /* An empty buffer gets a full read's room: bulk transfers need fewer calls. */
+        if ((p = rill__buf_space(&s->rbuf, s->rbuf.len == 0 ? READ_MAX : READ_MIN, &avail)) == NULL) {
             rill__stream_lost(s, RILL_ENOMEM);
             return;
         }
@@ -179,6 +182,30 @@ static void do_read(rill_stream *s)
         /* A recv that filled its room suggests more is waiting: take it before polling again. */
         if (n == 0 || (size_t)n < want || !reading_wanted(s))
             break;
+    }
+}
+
+static void do_read(rill_stream *s)
+{
+    rill_loop *loop = s->loop;
+    /* A stream without a buffer of its own reads into the loop's scratch buffer:
+       when the callbacks consume everything (a ping-pong, an idle connection's
+       rare message) the stream never holds read memory at all. */
+    int scratch = s->rbuf.cap == 0;
+
+    if (scratch) {
+        s->rbuf.data = loop->scratch;
+        s->rbuf.cap = RILL__SCRATCH_SIZE;
+        s->rbuf.start = s->rbuf.len = 0;
+    }
+    read_burst(s, scratch);
+    if (scratch) {
+        /* Keep what the callbacks left, in memory of the stream's own. */
+        const char *rest = rill__buf_head(&s->rbuf);
+        size_t len = s->rbuf.len;
+        rill__buf_init(&s->rbuf);
+        if (len > 0 && rill__buf_append(&s->rbuf, rest, len) < 0)
+            rill__stream_lost(s, RILL_ENOMEM);
     }
     /* Bytes the transport already decoded will not make the socket readable again. */
     if (s->tr->pending != NULL && s->tr->pending(s) > 0 && reading_wanted(s))
@@ -551,8 +578,13 @@ int rill_close(rill_stream *s, rill_done_cb cb, void *ud)
         rill__task_post(s->loop, &s->read_task);
     }
     close_to(s, CLOSE_FLUSHING, 0);
-    if (s->close_timeout_ms > 0)
-        rill__timer_start(&s->close_timer, (uint64_t)s->close_timeout_ms);
+    if (s->close_timeout_ms > 0 && rill__timer_start(&s->close_timer, (uint64_t)s->close_timeout_ms) < 0) {
+        /* No timer, no deadline: better to abort now than to wait past it forever. */
+        s->flags |= S_ABORTED;
+        rill__buf_free(&s->wbuf);
+        finish_close(s, RILL_ENOMEM);
+        return 0;
+    }
     close_advance(s);
     rill__stream_update_io(s);
     return 0;
@@ -586,15 +618,21 @@ int rill_wait_closed(rill_stream *s, rill_done_cb cb, void *ud)
 
 int rill_set_close_timeout(rill_stream *s, int ms)
 {
+    int old, rc;
+
     if (s == NULL)
         return RILL_EINVAL;
+    old = s->close_timeout_ms;
     s->close_timeout_ms = ms > 0 ? ms : 0;
     /* Set while a close is already flushing: the new timeout counts from now. */
     if (s->cstate == CLOSE_FLUSHING || s->cstate == CLOSE_NOTIFY) {
-        if (s->close_timeout_ms > 0)
-            rill__timer_start(&s->close_timer, (uint64_t)s->close_timeout_ms);
-        else
+        if (s->close_timeout_ms == 0) {
             rill__timer_stop(&s->close_timer);
+        } else if ((rc = rill__timer_start(&s->close_timer, (uint64_t)s->close_timeout_ms)) < 0) {
+            /* Only a first timer needs memory: the close had no timeout, and keeps none. */
+            s->close_timeout_ms = old;
+            return rc;
+        }
     }
     return 0;
 }

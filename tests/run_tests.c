@@ -21,6 +21,8 @@ int test_write_register(void);
 int test_close_register(void);
 int test_server_register(void);
 int test_tls_register(void);
+int test_faults_register(void);
+int test_hostile_register(void);
 
 static const test_register_fn suites[] = {
     test_error_register,
@@ -34,6 +36,8 @@ static const test_register_fn suites[] = {
     test_close_register,
     test_server_register,
     test_tls_register,
+    test_faults_register,
+    test_hostile_register,
 };
 
 /* Watchdog: a test that hangs fails the whole run loudly instead of stalling CI. */

@@ -49,6 +49,14 @@ struct pending {
     unsigned char buf[UDP_MAX];
 };
 
+#define MAX_RAW 4          /* query types with a raw reply (dns_responder_set_raw) */
+
+struct raw_reply {
+    int used, qtype, flags;
+    size_t len;
+    unsigned char buf[DNS_RAW_MAX];
+};
+
 struct dns_responder {
     int fd, wake[2], port;
     char addr[64];
@@ -60,6 +68,7 @@ struct dns_responder {
     int npending;                   /* pending[] and rng belong to the thread */
     struct pending pending[MAX_PENDING];
     uint32_t rng;
+    struct raw_reply raw[MAX_RAW];  /* guarded by lock */
 };
 
 static uint64_t now_ms(void)
@@ -168,6 +177,63 @@ static void send_reply(dns_responder *d, const unsigned char *buf, size_t len,
     (void)sendto(d->fd, buf, len, 0, (const struct sockaddr *)peer, peerlen);
 }
 
+/* dns_responder_set_raw: answers q with the raw reply for its type, if there is one.
+   Returns 1 when it did. */
+static int answer_raw(dns_responder *d, const unsigned char *q, size_t n,
+                      const struct sockaddr_storage *peer, socklen_t peerlen)
+{
+    static unsigned char r[DNS_RAW_MAX + UDP_MAX * 2];   /* the responder thread's alone */
+    const struct raw_reply *raw = NULL, *any = NULL;
+    size_t pos = 12, qend = 0, len = 0;
+    int qtype = -1;
+
+    /* The question's end and type, when it parses (labels only, no pointers). */
+    while (pos < n) {
+        unsigned l = q[pos];
+        if (l == 0) {
+            if (n - pos - 1 >= 4) {
+                qtype = (int)((unsigned)q[pos + 1] << 8 | q[pos + 2]);
+                qend = pos + 5;
+            }
+            break;
+        }
+        if ((l & 0xc0) || l > n - pos - 1)
+            break;
+        pos += 1 + l;
+    }
+    pthread_mutex_lock(&d->lock);
+    for (int i = 0; i < MAX_RAW; i++) {
+        if (!d->raw[i].used)
+            continue;
+        if (d->raw[i].qtype == qtype)
+            raw = &d->raw[i];
+        else if (d->raw[i].qtype == 0)
+            any = &d->raw[i];
+    }
+    if (raw == NULL)
+        raw = any;
+    if (raw != NULL) {
+        if ((raw->flags & DNS_RAW_ECHO_QUESTION) && qend > 0 && raw->len >= 12) {
+            memcpy(r, raw->buf, 12);
+            memcpy(r + 12, q + 12, qend - 12);
+            memcpy(r + qend, raw->buf + 12, raw->len - 12);
+            len = qend + raw->len - 12;
+        } else {
+            memcpy(r, raw->buf, raw->len);
+            len = raw->len;
+        }
+        if (len >= 2) {
+            r[0] = q[0];
+            r[1] = q[1];
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (raw == NULL)
+        return 0;
+    send_reply(d, r, len, peer, peerlen);
+    return 1;
+}
+
 static void handle(dns_responder *d, const unsigned char *q, size_t n,
                    const struct sockaddr_storage *peer, socklen_t peerlen)
 {
@@ -183,6 +249,8 @@ static void handle(dns_responder *d, const unsigned char *q, size_t n,
     pthread_mutex_unlock(&d->lock);
 
     if (n < 12 || (q[2] & 0x80))  /* too short for an id, or a response: never answer */
+        return;
+    if (answer_raw(d, q, n, peer, peerlen))
         return;
     memset(r, 0, 12);
     r[0] = q[0];
@@ -483,6 +551,37 @@ unsigned dns_responder_queries_for(dns_responder *d, const char *name)
         n = e->queries;
     pthread_mutex_unlock(&d->lock);
     return n;
+}
+
+int dns_responder_set_raw(dns_responder *d, int qtype, const void *reply, size_t len, int flags)
+{
+    struct raw_reply *slot = NULL;
+
+    if (d == NULL || qtype < 0 || qtype > 0xffff || len > DNS_RAW_MAX || (reply == NULL && len > 0) ||
+        (flags & ~DNS_RAW_ECHO_QUESTION))
+        return -1;
+    pthread_mutex_lock(&d->lock);
+    for (int i = 0; i < MAX_RAW; i++)
+        if (d->raw[i].used && d->raw[i].qtype == qtype)
+            slot = &d->raw[i];
+    if (reply == NULL) {
+        if (slot != NULL)
+            slot->used = 0;
+        pthread_mutex_unlock(&d->lock);
+        return 0;
+    }
+    for (int i = 0; i < MAX_RAW && slot == NULL; i++)
+        if (!d->raw[i].used)
+            slot = &d->raw[i];
+    if (slot != NULL) {
+        slot->used = 1;
+        slot->qtype = qtype;
+        slot->flags = flags;
+        slot->len = len;
+        memcpy(slot->buf, reply, len);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return slot != NULL ? 0 : -1;
 }
 
 void dns_responder_stop(dns_responder *d)

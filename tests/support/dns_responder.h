@@ -13,6 +13,8 @@
 #ifndef RILL_DNS_RESPONDER_H
 #define RILL_DNS_RESPONDER_H
 
+#include <stddef.h>
+
 typedef struct dns_responder dns_responder;
 
 enum dns_rcode_behaviour {
@@ -61,6 +63,19 @@ int dns_responder_set_delay(dns_responder *d, const char *name, int type, int de
    name table has room). */
 unsigned dns_responder_queries(dns_responder *d);
 unsigned dns_responder_queries_for(dns_responder *d, const char *name);
+
+/* Raw replies, for fuzzing: every query of type qtype (0: of any type that has no raw
+   reply of its own) is answered at once with exactly these bytes, the query's id patched
+   into the first two. With DNS_RAW_ECHO_QUESTION the reply is reply[0..12) + the query's
+   own question section + reply[12..len): the caller's header and records around a
+   question the client takes as its own (when the query's question does not parse, or
+   len < 12, the bytes go as they are). A raw reply takes precedence over names,
+   behaviours and delays, and queries are still counted. len may be 0 (an empty
+   datagram); reply == NULL removes qtype's raw reply. At most DNS_RAW_MAX bytes and 4
+   query types at once; returns 0 or -1. */
+#define DNS_RAW_MAX 4096
+enum { DNS_RAW_ECHO_QUESTION = 1 };
+int dns_responder_set_raw(dns_responder *d, int qtype, const void *reply, size_t len, int flags);
 
 /* Stops the thread, closes the socket, frees everything; pending delayed replies are
    dropped. NULL is accepted. */
