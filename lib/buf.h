@@ -13,7 +13,8 @@ typedef struct rill__buf {
 
 void rill__buf_init(rill__buf *b);
 void rill__buf_free(rill__buf *b);
-static inline const char *rill__buf_head(const rill__buf *b) { return b->data + b->start; }
+/* NULL while nothing was ever allocated (NULL + 0 is undefined behaviour in C). */
+static inline const char *rill__buf_head(const rill__buf *b) { return b->data != NULL ? b->data + b->start : NULL; }
 /* Room for at least want more bytes at the end (moving the held bytes to the
    front when that is enough); *avail gets the room. NULL when out of memory. */
 char *rill__buf_space(rill__buf *b, size_t want, size_t *avail);

@@ -495,7 +495,6 @@ static int parse_local(rill_connect_req *r, const rill_connect_opts *o)
 {
     struct addrinfo hints, *ai = NULL;
     char port[16];
-    int rc;
 
     if (o == NULL || (o->local_host == NULL && o->local_port == 0))
         return 0;
@@ -505,7 +504,7 @@ static int parse_local(rill_connect_req *r, const rill_connect_opts *o)
     hints.ai_socktype = SOCK_STREAM;
     snprintf(port, sizeof port, "%d", o->local_port);
     /* Numeric only: getaddrinfo must not block on DNS here. */
-    if ((rc = getaddrinfo(o->local_host, port, &hints, &ai)) != 0 || ai == NULL)
+    if (getaddrinfo(o->local_host, port, &hints, &ai) != 0 || ai == NULL)
         return RILL_EINVAL;
     memcpy(&r->local, ai->ai_addr, ai->ai_addrlen);
     r->locallen = ai->ai_addrlen;

@@ -138,7 +138,7 @@ int rill_loop_prepare_poll(rill_loop *loop, struct pollfd *fds, size_t cap, size
         return RILL_ENOBUFS;
     if ((rc = record(loop, need)) < 0)
         return rc;
-    for (i = 0; i < loop->nslots; i++) {
+    for (i = 0; i < loop->nslots && k < need; i++) {   /* never past the need <= cap entries */
         const rill__slot *s = &loop->slots[i];
         if (s->io == NULL || s->events == 0)
             continue;

@@ -1,5 +1,9 @@
 /* The run loop: cached time, due timers, the pending-callback queue, the wake-up
    pipe (other threads and signal handlers), and the alive/stop/teardown rules. */
+#include "config.h"
+#if defined(HAVE_PIPE2) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE 1   /* pipe2() and O_CLOEXEC (README "Portability") */
+#endif
 #include "rill_private.h"
 
 #include <string.h>

@@ -3,6 +3,13 @@
 #define RILL_PRIVATE_H
 
 #include "config.h"
+/* Feature-test macros, before any system header: the core asks for POSIX.1-2001
+   and nothing more. A file that needs an extension (accept4, pipe2, SO_REUSEPORT)
+   or XSI (SA_RESTART) defines its macro itself, above its first include, guarded
+   by the configure result that makes it use the extension (README "Portability"). */
+#if !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE)
+#define _POSIX_C_SOURCE 200112L
+#endif
 #include "rill.h"
 #include "queue.h"
 

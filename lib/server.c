@@ -20,6 +20,10 @@
  * Running out of descriptors (EMFILE and friends) leaves the pending connection in
  * the kernel's queue, so the listening socket stays readable: polling it would spin.
  * PAUSED stops polling it for a second (as asyncio does) while existing streams go on. */
+#include "config.h"
+#if (defined(HAVE_ACCEPT4) || defined(HAVE_SO_REUSEPORT)) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE 1   /* accept4(), SO_REUSEPORT: not POSIX (README "Portability") */
+#endif
 #include "stream.h"
 #include "tls.h"
 
@@ -181,7 +185,7 @@ static void add_listener(rill_server *srv, int fd)
 static void unlink_own_file(rill_server *srv)
 {
     struct stat st;
-    if (!srv->unix_bound)
+    if (!srv->unix_bound || srv->path == NULL)
         return;
     srv->unix_bound = 0;
     if (lstat(srv->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
@@ -209,6 +213,7 @@ static int open_listener(rill_server *srv, const struct sockaddr *addr, socklen_
 {
     int family = addr->sa_family, fd, rc, one = 1;
 
+    *out = -1;
     *unavailable = 0;
 #ifdef HAVE_SOCK_CLOEXEC
     fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -852,7 +857,7 @@ static rill_server *server_new(rill_loop *loop, const char *host, int port, cons
         memset(&defaults, 0, sizeof defaults);
         opts = &defaults;
     }
-    if (loop == NULL || on_client == NULL || (rc = check_opts(opts, is_unix)) < 0) {
+    if (loop == NULL || on_client == NULL || check_opts(opts, is_unix) < 0) {
         errno = EINVAL;
         return NULL;
     }

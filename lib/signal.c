@@ -1,6 +1,9 @@
 /* asyncio's add_signal_handler. The process-wide handler only writes the signal
    number into the watching loop's wake-up pipe; the user's callback runs later,
    from the loop, where any rill call is allowed. */
+#if !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE)
+#define _XOPEN_SOURCE 600   /* SA_RESTART is XSI in POSIX.1-2001 */
+#endif
 #include "rill_private.h"
 
 #include <signal.h>

@@ -64,6 +64,7 @@ int rill__timer_start(rill_timer *t, uint64_t delay_ms)
         rill__timer_stop(t);
     if (loop->nheap == loop->capheap) {
         size_t cap = loop->capheap ? loop->capheap * 2 : 16;
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sizeof *h is right */
         rill_timer **h = rill__realloc(loop->heap, cap * sizeof *h);
         if (h == NULL)
             return RILL_ENOMEM;

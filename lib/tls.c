@@ -124,7 +124,7 @@ static int check_readable(const rill_tls_opts *o, const char *what, const char *
         }
     }
     e = errno ? errno : EIO;
-    return opt_fail(o, -e, "%s %s: %s", what, path, strerror(e));
+    return opt_fail(o, -e, "%s %s: %s", what, path, rill_strerror(-e));   /* strerror is not thread-safe */
 }
 
 static int check_alpn(const char *list)
@@ -450,7 +450,7 @@ static int classify(tls_conn *c, int err)
         break;
     }
     if (c->sock_err != 0) {
-        set_reason(c, "socket error: %s", strerror(c->sock_err));
+        set_reason(c, "socket error: %s", rill_strerror(-c->sock_err));
         return -c->sock_err;
     }
     if (err == FATAL_ERROR && wolfSSL_get_alert_history(c->ssl, &h) == WOLFSSL_SUCCESS && h.last_rx.code > 0) {

@@ -11,6 +11,7 @@ static pthread_once_t trace_once = PTHREAD_ONCE_INIT;
 
 static void trace_read_env(void)
 {
+    /* NOLINTNEXTLINE(concurrency-mt-unsafe): read once (pthread_once); rill never sets the environment */
     const char *v = getenv("RILL_TRACE");
     rill__trace_on = v != NULL && *v != '\0' && strcmp(v, "0") != 0;
 }

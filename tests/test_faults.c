@@ -1047,7 +1047,6 @@ static void test_eintr_every_other_call(void)
     o2.rng = 2;
     faults_on();
     F.fd = rill_fileno(p.w);
-    F.port = 0;
     F.eintr = 1;
     /* Both directions at once through the faulty descriptor: reads and writes. */
     CU_ASSERT_EQUAL(rill_read(p.r, 65536, sink_read, &k1), 0);
@@ -1327,7 +1326,6 @@ static void test_reset_mid_tls_handshake(void)
     rill_connect_opts co;
     tls_srv t;
     conn_rec c;
-    done_rec sc;
     int port, fds0;
 
     if (stls == NULL)
@@ -1387,7 +1385,6 @@ static void test_reset_mid_tls_handshake(void)
     /* 3. The server still serves. */
     CU_ASSERT_TRUE(tls_roundtrip(loop, port, ctls));
     CU_ASSERT_EQUAL(t.clients, 1);
-    memset(&sc, 0, sizeof sc);
     rill_server_close(srv, NULL, NULL);
     test_loop_finish(loop);
     rill_tls_free(stls);

@@ -271,7 +271,7 @@ static long roundtrip(int fd, const char *line, int timeout_ms)
 
 static void test_slowloris(void)
 {
-    struct rlimit rl;
+    struct rlimit rl, saved;
     int nslow = 500, *slow, port = -1, ctl = -1, normal, i, open_slow = 0, trips = 0, failed_trips = 0;
     long worst = 0, rtt;
     uint64_t start, next_tick;
@@ -280,6 +280,8 @@ static void test_slowloris(void)
     char line[64];
 
     /* Room for the trickling sockets here and in the child (which inherits the limit). */
+    if (getrlimit(RLIMIT_NOFILE, &saved) < 0)
+        memset(&saved, 0, sizeof saved);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096) {
         rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
         setrlimit(RLIMIT_NOFILE, &rl);
@@ -340,6 +342,8 @@ static void test_slowloris(void)
     free(slow);
     close(ctl);
     CU_ASSERT_EQUAL(reap(pid, 10000), 0);
+    if (saved.rlim_cur > 0)
+        setrlimit(RLIMIT_NOFILE, &saved);   /* the suites after this one get the usual limit */
 }
 
 /* ===================================================== a peer that never reads */

@@ -6,11 +6,14 @@
    Input: [flags][limit][clen][clen control bytes][payload]
      flags  bits 0-1 backend (epoll, poll, select), bit 2 start each read from the
             previous read's callback (else from the driver, between iterations),
-            bits 4-5 the scanner check's separator length - 1
+            bits 4-5 the scanner check's separator length - 1, bits 3 and 6 both set:
+            the payload goes through TLS (a rill TLS client writes each chunk, the
+            stream under test is a rill TLS server; its close_notify is the EOF)
      limit  index into limits[] (the stream's limit)
      control  the reads, one opcode byte each plus operands, then chunk sizes
-   The payload goes through a socketpair, one chunk per loop iteration, then EOF; the
-   reads run one after another, a final read(-1) takes what is left.
+   The payload goes through a socketpair, one chunk per loop iteration (at most
+   MAX_CHUNKS, then the rest), then EOF; the reads run one after another, a final
+   read(-1) takes what is left.
 
    The model works on the whole payload at once, and decides what asyncio would answer.
    Where asyncio's answer depends on how the bytes arrived (read(n) returns what is
@@ -21,6 +24,8 @@
 #include "rill_private.h"
 #include "stream.h"
 #include "buf.h"
+#include "tls.h"
+#include "../support/certs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +37,7 @@
 
 #define MAX_OPS 48
 #define MAX_SPLITS 32
+#define MAX_CHUNKS 128
 #define RUN_MS 10000      /* a read machine that does not finish within this hangs */
 
 static const size_t limits[16] = { 1, 2, 3, 4, 5, 7, 8, 13, 16, 31, 64, 100, 1000, 4096, 65536, 0 };
@@ -64,7 +70,36 @@ typedef struct state {
     unsigned long iter, resume_at;
     int paused;
     int close_calls, close_status;
+    /* TLS mode */
+    rill_stream *client;       /* the writer: a rill TLS client */
+    int cli_done, cli_status, hs_done, hs_status;
 } state;
+
+/* TLS mode's contexts, made at the first TLS input: 1 ready, -1 no certificates. */
+static rill_tls *tls_server, *tls_client;
+static int tls_ready;
+
+static int tls_setup(void)
+{
+    const test_certs *c;
+    rill_tls_opts o;
+
+    if (tls_ready != 0)
+        return tls_ready > 0;
+    tls_ready = -1;
+    if ((c = test_certs_get(NULL)) == NULL)
+        return 0;               /* no openssl command: TLS inputs run in the clear */
+    memset(&o, 0, sizeof o);
+    o.cert_file = c->server;
+    o.key_file = c->key;
+    tls_server = rill_tls_server_new(&o);
+    memset(&o, 0, sizeof o);
+    o.verify = -1;
+    tls_client = rill_tls_client_new(&o);
+    FZ_CHECK(tls_server != NULL && tls_client != NULL);
+    tls_ready = 1;
+    return 1;
+}
 
 /* ------------------------------------------------------------- the model */
 
@@ -239,6 +274,24 @@ static void on_conn(rill_stream *s, int status, void *ud)
     st->s = s;
 }
 
+static void on_handshake(rill_stream *s, int status, void *ud)
+{
+    state *st = ud;
+    (void)s;
+    FZ_CALLBACK();
+    st->hs_done = 1;
+    st->hs_status = status;
+}
+
+static void on_client(rill_stream *s, int status, void *ud)
+{
+    state *st = ud;
+    FZ_CALLBACK();
+    st->cli_done = 1;
+    st->cli_status = status;
+    st->client = s;
+}
+
 static void on_close(rill_stream *s, int status, void *ud)
 {
     state *st = ud;
@@ -367,7 +420,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t clen, used, nchunks, ci = 0, scan_seplen;
     const uint8_t *ctrl, *chunks;
     rill_connect_opts o;
-    int sv[2], eof_sent = 0, fl;
+    int sv[2], eof_sent = 0, fl, tls;
     uint64_t end;
 
     in.p = data;
@@ -406,6 +459,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(st.conn_status == 0 && st.s != NULL);
     st.limit_cache = rill_stream_get_limit(st.s);
     FZ_CHECK(st.limit_cache == (o.limit ? o.limit : 65536));
+    tls = (flags & 0x48) == 0x48 && tls_setup();
+    if (tls) {
+        /* The stream under test becomes a TLS server; the peer's end a rill TLS client. */
+        rill_connect_opts co;
+        memset(&co, 0, sizeof co);
+        co.tls = tls_client;
+        FZ_CHECK(FZ_CALL(rill__tls_start(st.s, tls_server, 1, NULL, RUN_MS, on_handshake, &st)) == 0);
+        FZ_CHECK(FZ_CALL(rill_connect_sock(st.loop, sv[1], &co, on_client, &st, NULL)) == 0);
+        fz_run_until(st.loop, &st.hs_done, RUN_MS);
+        fz_run_until(st.loop, &st.cli_done, RUN_MS);
+        FZ_CHECK(st.hs_status == 0 && st.cli_status == 0 && st.client != NULL);
+    }
 
     end = fz_now_ms() + RUN_MS;
     while (st.pending || st.next < st.nops) {
@@ -417,13 +482,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             st.paused = 0;
         }
         if (st.fed < st.total) {
-            size_t want = nchunks > 0 ? chunk_size(chunks[ci++ % nchunks], st.total - st.fed) : st.total - st.fed;
-            ssize_t n = write(sv[1], st.payload + st.fed, want);
-            FZ_CHECK(n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)));
-            if (n > 0)
-                st.fed += (size_t)n;
+            /* At most MAX_CHUNKS chunks, then the rest at once: bounds a run's iterations. */
+            size_t want = nchunks > 0 && ci < MAX_CHUNKS ? chunk_size(chunks[ci++ % nchunks], st.total - st.fed)
+                                                         : st.total - st.fed;
+            if (tls) {
+                /* One rill_write, one or more TLS records. */
+                FZ_CHECK(FZ_CALL(rill_write(st.client, st.payload + st.fed, want, NULL, NULL)) == 0);
+                st.fed += want;
+            } else {
+                ssize_t n = write(sv[1], st.payload + st.fed, want);
+                FZ_CHECK(n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)));
+                if (n > 0)
+                    st.fed += (size_t)n;
+            }
         } else if (!eof_sent) {
-            FZ_CHECK(shutdown(sv[1], SHUT_WR) == 0);
+            if (tls)
+                FZ_CHECK(FZ_CALL(rill_close(st.client, NULL, NULL)) == 0);   /* close_notify */
+            else
+                FZ_CHECK(shutdown(sv[1], SHUT_WR) == 0);
             eof_sent = 1;
         }
         FZ_CHECK(rill_loop_run_once(st.loop, 0) >= 0);   /* socketpair bytes are there at once */
@@ -437,6 +513,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(FZ_CALL(rill_close(st.s, on_close, &st)) == 0);
     fz_finish(st.loop, RUN_MS);
     FZ_CHECK(st.close_calls == 1 && st.close_status == 0);
-    close(sv[1]);
+    if (!tls)
+        close(sv[1]);           /* in TLS mode the client stream owned it */
     return 0;
 }

@@ -14,6 +14,11 @@
    dropped. The certificates are made once per process by tests/support/certs.c (the
    openssl command, a temporary directory removed at exit): no key is in the tree.
 
+   FUZZ_TLS_RECORD=DIR in the environment makes the target write seeds instead: real
+   handshakes between a rill client and a rill server (TLS 1.3, and TLS 1.2 pinned on the
+   server) through a relay; each side's first flight becomes an input for the other side
+   (gen_seeds.py --fuzz-tls runs it).
+
    Properties: the handshake ends (bounded time) with one callback, never synchronous,
    with an error (RILL_ETLS, RILL_ECERT, RILL_ETIMEDOUT, or the socket's -errno); the
    stream is aborted and freed; rill_loop_free() returns 0 and the library holds no
@@ -31,6 +36,11 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+
+/* Keeps options.h from redefining _FORTIFY_SOURCE behind the build's back (as lib/tls.c). */
+#define WOLFSSL_OPTIONS_IGNORE_SYS
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
 
 #define RUN_MS 10000
 #define HS_TIMEOUT_MS 5000     /* an EOF ends every handshake long before */
@@ -109,6 +119,121 @@ static rill_tls *make_ctx(int server, int variant, const test_certs *c)
     return t;
 }
 
+/* ------------------------------------------------------------ seed recording */
+
+typedef struct recorder {
+    int v12;                   /* pin the server to TLS 1.2 */
+    int done, ok;
+    unsigned char c2s[65536], s2c[65536];
+    size_t nc2s, ns2c;
+    size_t c2s_first, s2c_first;   /* each side's first flight; 0 until known */
+    rill_stream *cs, *ss;
+} recorder;
+
+static void rec_hs(rill_stream *s, int status, void *ud)
+{
+    recorder *r = ud;
+    FZ_CHECK(status == 0);
+    r->ss = s;
+    r->done++;
+}
+
+static void rec_server(rill_stream *s, int status, void *ud)
+{
+    recorder *r = ud;
+    FZ_CHECK(status == 0);
+    FZ_CHECK(rill__tls_start(s, server_ctx[0], 1, NULL, HS_TIMEOUT_MS, rec_hs, r) == 0);
+    if (r->v12)
+        FZ_CHECK(wolfSSL_set_max_proto_version((WOLFSSL *)rill_tls_object(s), TLS1_2_VERSION) == WOLFSSL_SUCCESS);
+}
+
+static void rec_client(rill_stream *s, int status, void *ud)
+{
+    recorder *r = ud;
+    FZ_CHECK(status == 0);
+    r->cs = s;
+    r->done++;
+}
+
+/* Moves what arrived on from to to, appending it to log. */
+static void relay(int from, int to, unsigned char *log, size_t *n)
+{
+    ssize_t k;
+    while ((k = read(from, log + *n, 65536 - *n)) > 0) {
+        FZ_CHECK(write(to, log + *n, (size_t)k) == k);
+        *n += (size_t)k;
+        FZ_CHECK(*n < 65536);
+    }
+}
+
+static void save(const char *dir, const char *name, uint8_t flags, const unsigned char *p, size_t n)
+{
+    char path[1024];
+    uint8_t head[5] = { 0, 0, 0, 0, 0 };
+    FILE *f;
+    head[0] = flags;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    f = fopen(path, "wb");
+    FZ_CHECK(f != NULL);
+    FZ_CHECK(fwrite(head, 1, sizeof head, f) == sizeof head && fwrite(p, 1, n, f) == n);
+    FZ_CHECK(fclose(f) == 0);
+}
+
+static void record_seeds(const char *dir)
+{
+    static recorder r;
+    int v;
+    for (v = 0; v < 2; v++) {
+        rill_loop *loop = fz_loop_new(0, NULL, 0);
+        rill_connect_opts o;
+        int a[2], b[2];
+        uint64_t end = fz_now_ms() + RUN_MS;
+        char name[64];
+        const char *ver = v ? "tls12" : "tls13";
+
+        memset(&r, 0, sizeof r);
+        r.v12 = v;
+        FZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, a) == 0 && socketpair(AF_UNIX, SOCK_STREAM, 0, b) == 0);
+        FZ_CHECK(fcntl(a[1], F_SETFL, O_NONBLOCK) == 0 && fcntl(b[1], F_SETFL, O_NONBLOCK) == 0);
+        memset(&o, 0, sizeof o);
+        o.tls = client_ctx[0];
+        o.server_hostname = "localhost";
+        FZ_CHECK(rill_connect_sock(loop, a[0], &o, rec_client, &r, NULL) == 0);
+        FZ_CHECK(rill_connect_sock(loop, b[0], NULL, rec_server, &r, NULL) == 0);
+        while (r.done < 2) {
+            FZ_CHECK(fz_now_ms() < end);
+            relay(a[1], b[1], r.c2s, &r.nc2s);
+            if (r.ns2c > 0 && r.c2s_first == 0)
+                r.c2s_first = r.nc2s > 0 ? r.nc2s : 1;
+            relay(b[1], a[1], r.s2c, &r.ns2c);
+            if (r.ns2c > 0 && r.c2s_first == 0)
+                r.c2s_first = r.nc2s;
+            if (r.c2s_first > 0 && r.nc2s > r.c2s_first && r.s2c_first == 0)
+                r.s2c_first = r.ns2c;
+            FZ_CHECK(rill_loop_run_once(loop, 1) >= 0);
+        }
+        if (r.s2c_first == 0)
+            r.s2c_first = r.ns2c;
+        rill_close(r.cs, NULL, NULL);
+        rill_close(r.ss, NULL, NULL);
+        fz_finish(loop, RUN_MS);
+        close(a[1]);
+        close(b[1]);
+        /* To the server: the client's first flight, then its whole side of the handshake. */
+        snprintf(name, sizeof name, "rec-clienthello-%s", ver);
+        save(dir, name, 0x00, r.c2s, r.c2s_first);
+        snprintf(name, sizeof name, "rec-client-transcript-%s", ver);
+        save(dir, name, 0x10, r.c2s, r.nc2s);
+        /* To the client: the server's first flight, verified and not. */
+        snprintf(name, sizeof name, "rec-serverflight-%s-verify", ver);
+        save(dir, name, 0x04, r.s2c, r.s2c_first);
+        snprintf(name, sizeof name, "rec-serverflight-%s-noverify", ver);
+        save(dir, name, 0x04 | 0x08, r.s2c, r.s2c_first);
+        fprintf(stderr, "fuzz_tls: %s: client flight %lu bytes (%lu in all), server flight %lu bytes\n", ver,
+                (unsigned long)r.c2s_first, (unsigned long)r.nc2s, (unsigned long)r.s2c_first);
+    }
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     const char *why = NULL;
@@ -126,6 +251,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     for (i = 0; i < 2; i++) {
         server_ctx[i] = make_ctx(1, i, c);
         client_ctx[i] = make_ctx(0, i, c);
+    }
+    if (getenv("FUZZ_TLS_RECORD") != NULL) {
+        record_seeds(getenv("FUZZ_TLS_RECORD"));
+        exit(0);
     }
     return 0;
 }

@@ -15,8 +15,9 @@
    - every callback (write/writelines with a callback, drain, close, wait_closed) runs
      exactly once, never inside the call that started it; drains and write callbacks
      finish before the close callbacks, and those before the wait_closed callbacks;
-   - statuses: 0 while nothing went wrong; RILL_ECANCELED only after an abort; a
-     connection error only after the peer went away;
+   - statuses: 0 while nothing went wrong; RILL_ECANCELED only after an abort or a
+     close timeout (the close callback then gets RILL_ETIMEDOUT); a connection error
+     only after the peer went away;
    - return codes follow the write machine: writes after write_eof or close fail with
      RILL_ECLOSED, write_eof twice is fine, and so on (checked while the peer is there);
    - rill never holds more than it was given: buffered <= accepted - received. */
@@ -34,7 +35,7 @@
 #include <sys/uio.h>
 
 #define MAX_CBS 512
-#define MAX_TOTAL (512u * 1024u)   /* bytes accepted per run at most: bounds the time */
+#define MAX_TOTAL (256u * 1024u)   /* bytes accepted per run at most: bounds the time */
 #define RUN_MS 10000
 #define PEER_BUF 65536
 
@@ -63,6 +64,7 @@ typedef struct state {
     int eof_asked;               /* rill_write_eof returned 0 */
     int closed;                  /* rill_close or rill_abort was called */
     int aborted;
+    int close_timeout;           /* rill_set_close_timeout: the close may end as an abort */
     int usable;                  /* the stream may still be touched */
     int lost;                    /* a call reported the connection's error */
     cb_rec cbs[MAX_CBS];
@@ -71,15 +73,32 @@ typedef struct state {
     unsigned char rbuf[PEER_BUF];
 } state;
 
-/* The byte stream written: position k holds pat(k), so a lost, repeated or
-   reordered byte shows. */
-static uint8_t pat(uint64_t k) { return (uint8_t)((k * 2654435761u) >> 13 ^ (k >> 9)); }
+/* The byte stream written: position k holds pattern[k % PERIOD], a period prime to
+   every buffer size, so a lost, repeated or reordered byte shows. The table holds one
+   period and a peer read's worth more, so any slice up to PEER_BUF is contiguous. */
+#define PERIOD 65521u
+static uint8_t pattern[PERIOD + PEER_BUF];
+
+static void pattern_init(void)
+{
+    uint64_t k;
+    for (k = 0; k < sizeof pattern; k++) {
+        uint64_t i = k % PERIOD;
+        pattern[k] = (uint8_t)((i * 2654435761u) >> 13 ^ (i >> 9));
+    }
+}
+
+static const uint8_t *pattern_at(uint64_t k) { return pattern + k % PERIOD; }
 
 static void fill(uint8_t *dst, uint64_t from, size_t n)
 {
-    size_t i;
-    for (i = 0; i < n; i++)
-        dst[i] = pat(from + i);
+    while (n > 0) {
+        size_t k = n < PEER_BUF ? n : PEER_BUF;
+        memcpy(dst, pattern_at(from), k);
+        dst += k;
+        from += k;
+        n -= k;
+    }
 }
 
 static void on_done(rill_stream *s, int status, void *ud)
@@ -99,11 +118,13 @@ static void on_done(rill_stream *s, int status, void *ud)
     case CB_DRAIN:
         /* 0, or: cancelled by an abort, the connection's error, a close's timeout */
         if (status != 0)
-            FZ_CHECK((status == RILL_ECANCELED && st->aborted) || (st->peer_gone && status < 0));
+            FZ_CHECK((status == RILL_ECANCELED && (st->aborted || st->close_timeout)) ||
+                     (st->peer_gone && status < 0));
         break;
-    case CB_CLOSE:   /* a close overtaken by an abort reports RILL_ECANCELED */
+    case CB_CLOSE:   /* a close overtaken by an abort reports RILL_ECANCELED, by its timeout RILL_ETIMEDOUT */
         if (status != 0)
-            FZ_CHECK((status == RILL_ECANCELED && st->aborted) || (st->peer_gone && status < 0));
+            FZ_CHECK((status == RILL_ECANCELED && st->aborted) || (status == RILL_ETIMEDOUT && st->close_timeout) ||
+                     (st->peer_gone && status < 0));
         break;
     case CB_WAIT_CLOSED:
         if (status != 0)
@@ -197,7 +218,6 @@ static void do_writelines(state *st, fz_in *in, int n, int with_cb)
 static void peer_read(state *st, size_t want)
 {
     ssize_t n;
-    size_t i;
     if (st->peer < 0 || st->peer_eof)
         return;
     if (want > sizeof st->rbuf)
@@ -211,8 +231,8 @@ static void peer_read(state *st, size_t want)
         st->peer_eof = 1;
         return;
     }
-    for (i = 0; i < (size_t)n; i++)
-        FZ_CHECK(st->rbuf[i] == pat(st->received + i));   /* in order, nothing lost or repeated */
+    /* In order, nothing lost or repeated (n <= PEER_BUF: one contiguous slice). */
+    FZ_CHECK(memcmp(st->rbuf, pattern_at(st->received), (size_t)n) == 0);
     st->received += (size_t)n;
     FZ_CHECK(st->received <= st->accepted);
 }
@@ -314,7 +334,11 @@ static void run_op(state *st, fz_in *in)
             break;
         FZ_CHECK(FZ_CALL(rill_wait_closed(st->s, on_done, r)) == 0);
         break;
-    case 14:  /* queries */
+    case 14:  /* queries; with bit 4 a close timeout of 1-8 ms */
+        if (b & 0x10) {
+            FZ_CHECK(rill_set_close_timeout(st->s, 1 + (b >> 5)) == 0);
+            st->close_timeout = 1;
+        }
         FZ_CHECK(rill_can_write_eof(st->s) == 1);
         if (!st->peer_gone)   /* a lost connection is closing too */
             FZ_CHECK(rill_is_closing(st->s) == st->closed);
@@ -341,6 +365,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     fz_init();
+    pattern_init();
     return 0;
 }
 
@@ -402,8 +427,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     FZ_CHECK(rill_loop_free(st.loop) == 0);
 
-    /* Everything accepted arrived unless the stream was aborted or the peer left. */
-    if (!st.aborted && !st.peer_gone)
+    /* Everything accepted arrived unless the stream was aborted (or its close timed out)
+       or the peer left. */
+    if (!st.aborted && !st.close_timeout && !st.peer_gone)
         FZ_CHECK(st.received == st.accepted && st.peer_eof);
     for (i = 0; i < st.ncbs; i++) {
         cb_rec *r = &st.cbs[i];

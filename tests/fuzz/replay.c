@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define REPLAY_MAX (1u << 20)   /* seed files are small; a larger file is a mistake */
 
@@ -42,10 +43,12 @@ static int run_file(const char *path)
         return -1;
     }
     fclose(f);
-    if (fz_verbose)
+    /* The name first: when a property fails, the last name shown is the input. On a
+       terminal each name overwrites the previous one. */
+    if (fz_verbose || !isatty(2))
         fprintf(stderr, "replay: %s (%lu bytes)\n", path, (unsigned long)n);
     else
-        fprintf(stderr, "replay: %s\r", path);   /* overwritten by the next: the last shown failed */
+        fprintf(stderr, "replay: %s\033[K\r", path);
     /* An exact-size copy: a read past the input's end is caught by ASan/valgrind. */
     {
         uint8_t *exact = malloc(n ? n : 1);

@@ -62,6 +62,21 @@ rill_loop *test_loop_new(int backend)
     return loop;
 }
 
+int test_have_backend(int backend)
+{
+    rill_loop_opts o;
+    rill_loop *loop;
+    memset(&o, 0, sizeof o);
+    o.backend = backend;
+    if ((loop = rill_loop_new(&o)) == NULL && errno == ENOSYS) {
+        CU_PASS("skipped: this build has no such backend (configure --without-poll)");
+        return 0;
+    }
+    if (loop != NULL)
+        rill_loop_free(loop);
+    return 1;
+}
+
 void test_loop_finish(rill_loop *loop)
 {
     uint64_t end = test_now_ms() + 5000;

@@ -19,6 +19,10 @@ int test_run_until(rill_loop *loop, const int *flag, int ms);
 void test_loop_finish(rill_loop *loop);
 /* A loop with a given backend; asserts non-NULL. */
 rill_loop *test_loop_new(int backend);
+/* 1 when this build has the backend; else 0 and the calling test passes as skipped.
+   A select-only build (configure --without-poll) has neither poll nor epoll, and
+   no poll() flavour of embedding either. */
+int test_have_backend(int backend);
 /* Monotonic ms, for generous bounds. */
 uint64_t test_now_ms(void);
 
