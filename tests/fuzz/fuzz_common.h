@@ -35,9 +35,14 @@ void fz_fail(const char *file, int line, const char *what);
 
 uint64_t fz_now_ms(void);
 
-/* A loop on backend b % 3 (epoll, poll, select; poll where epoll is not built), with
-   DNS pointed at dns (NULL: an unused loopback port, so nothing reaches a real server). */
+/* A loop driven by b % 4: the epoll, poll or select backend (poll where epoll is not
+   built), or 3: the program's own poll() through rill_loop_prepare_poll/after_poll
+   (embedding); DNS pointed at dns (NULL: an unused loopback port, so nothing reaches a
+   real server). One such loop at a time. */
 rill_loop *fz_loop_new(unsigned b, const char *dns, int dns_timeout_ms);
+/* One iteration of the loop made by fz_loop_new, the way it is driven: as
+   rill_loop_run_once (1 while anything is alive, 0 when nothing is). */
+int fz_run_once(rill_loop *loop, int timeout_ms);
 
 /* Callback discipline: every rill call that may start an operation runs inside
    FZ_CALL(); a callback that finds fz_calling set ran synchronously: a bug. */

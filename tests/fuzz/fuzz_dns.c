@@ -2,10 +2,12 @@
    AAAA queries with bytes from the input (tests/support/dns_responder.h, raw replies).
 
    Input: [flags][extra][lenA: 2 bytes][A reply: lenA bytes][AAAA reply: the rest]
-     flags  bits 0-1 backend (epoll, poll, select); bits 2-3 family (unspec, inet, inet6,
-            unspec); bits 4-5 both set: the replies go as they are (c-ares drops most of
-            them, and then waits for its timeout), else each is a header with QDCOUNT 1,
-            the query's own question, then records: what c-ares takes as its answer;
+     flags  bits 0-1 how the loop runs (epoll, poll, select backend, or the program's
+            own poll() through rill_loop_prepare_poll); bits 2-3 family (unspec, inet,
+            inet6, unspec); bits 4-5 both set: the replies go as they are (c-ares drops
+            most of them, and then waits for its timeout), else each is a header with
+            QDCOUNT 1, the query's own question, then records: what c-ares takes as its
+            answer;
             bit 6: cancel the connect after (extra & 15) iterations; bit 7: make the
             (extra + 1)-th allocation of the library fail
      extra  bit 4: sequential attempts (happy_eyeballs_delay_ms -1); bit 5: timeout_ms 1-40
@@ -133,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FZ_CHECK(fz_now_ms() < end);   /* a connect that never ends */
             if (iter++ == cancel_at)
                 FZ_CALL_VOID(rill_connect_cancel(req));
-            FZ_CHECK(rill_loop_run_once(loop, iter < 64 ? 0 : 1) >= 0);
+            FZ_CHECK(fz_run_once(loop, iter < 64 ? 0 : 1) >= 0);
         }
         if (fz_verbose)
             fprintf(stderr, "  status %d %s, %d sockets\n", st.status, rill_err_name(st.status), st.sockets);

@@ -2,14 +2,17 @@
    client over a socketpair; the handshake must end with an error status.
 
    Input: [flags][4 chunk sizes][bytes sent to rill]
-     flags  bits 0-1 backend (epoll, poll, select); bit 2: rill is the client (adopted
+     flags  bits 0-1 how the loop runs (epoll, poll, select backend, or the program's
+            own poll() through rill_loop_prepare_poll); bit 2: rill is the client (adopted
             with rill_connect_sock and opts.tls), else the server (rill__tls_start on an
             adopted stream); bit 3: the other context (server: ALPN and a required
             client certificate; client: no verification, ALPN and a client
             certificate); bit 4: the peer closes its end at the end (else it only
             shuts down writing); bit 5: bytes are fed to the plain stream before TLS
             starts (the server: they reach wolfSSL through the stream's buffer);
-            bit 6: no EOF at all, a 3 ms handshake timeout ends the handshake
+            bit 6: no EOF at all, a 3 ms handshake timeout ends the handshake;
+            bit 7: the (1 + last chunk size % 32)-th library allocation from the start
+            fails (RILL_ENOMEM is then allowed, as a return code or a status)
    The bytes go out one chunk per loop iteration; whatever rill sends is read and
    dropped. The certificates are made once per process by tests/support/certs.c (the
    openssl command, a temporary directory removed at exit): no key is in the tree.
@@ -54,6 +57,7 @@ typedef struct state {
     int conn_done, conn_status;
     int hs_calls, hs_status;
     int ended;                 /* the handshake's callback ran */
+    int allocfail;
 } state;
 
 static void on_handshake(rill_stream *s, int status, void *ud)
@@ -77,6 +81,12 @@ static void on_conn(rill_stream *s, int status, void *ud)
     st->conn_done = 1;
     st->conn_status = status;
     if (!st->client) {
+        if (status == RILL_ENOMEM && st->allocfail) {
+            st->hs_calls++;      /* nothing to start TLS on: the run ends here */
+            st->hs_status = status;
+            st->ended = 1;
+            return;
+        }
         FZ_CHECK(status == 0 && s != NULL);
         st->plain = s;           /* the server case: a plain stream, TLS starts later */
     } else {
@@ -210,7 +220,7 @@ static void record_seeds(const char *dir)
                 r.c2s_first = r.nc2s;
             if (r.c2s_first > 0 && r.nc2s > r.c2s_first && r.s2c_first == 0)
                 r.s2c_first = r.ns2c;
-            FZ_CHECK(rill_loop_run_once(loop, 1) >= 0);
+            FZ_CHECK(fz_run_once(loop, 1) >= 0);
         }
         if (r.s2c_first == 0)
             r.s2c_first = r.ns2c;
@@ -303,7 +313,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         o.server_hostname = "localhost";
         started = 1;
     }
-    FZ_CHECK(FZ_CALL(rill_connect_sock(st.loop, sv[0], &o, on_conn, &st, NULL)) == 0);
+    if (flags & 0x80) {
+        rill__alloc_fail_at(1 + chunks[3] % 32u);
+        st.allocfail = 1;
+    }
+    rc = FZ_CALL(rill_connect_sock(st.loop, sv[0], &o, on_conn, &st, NULL));
+    if (rc != 0) {
+        FZ_CHECK(rc == RILL_ENOMEM && st.allocfail);
+        close(sv[0]);            /* refused: the descriptor is still ours */
+        st.ended = 1;
+        st.hs_calls = 1;
+        st.hs_status = rc;
+    }
 
     end = fz_now_ms() + RUN_MS;
     while (!st.ended) {
@@ -313,8 +334,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!started && st.plain != NULL && (!(flags & 0x20) || fed > 0 || total == 0)) {
             rc = FZ_CALL(rill__tls_start(st.plain, server_ctx[variant], 1, NULL,
                                          o.ssl_handshake_timeout_ms, on_handshake, &st));
-            FZ_CHECK(rc == 0);
             started = 1;
+            if (rc != 0) {
+                /* RILL_ENOMEM, or RILL_ECLOSED: the plain stream was lost reading the
+                   first bytes for want of memory. */
+                FZ_CHECK((rc == RILL_ENOMEM || rc == RILL_ECLOSED) && st.allocfail);
+                rill_abort(st.plain);
+                st.ended = 1;
+                st.hs_calls = 1;
+                st.hs_status = rc;
+                break;
+            }
         }
         if (st.plain != NULL || client) {
             if (fed < total) {
@@ -335,7 +365,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (sv[1] >= 0)
             while (read(sv[1], sink, sizeof sink) > 0)
                 ;                  /* what rill sends: dropped */
-        FZ_CHECK(rill_loop_run_once(st.loop, iter++ < 64 ? 0 : 1) >= 0);
+        FZ_CHECK(fz_run_once(st.loop, iter++ < 64 ? 0 : 1) >= 0);
     }
     if (fz_verbose)
         fprintf(stderr, "  %s: status %d %s\n", client ? "client" : "server", st.hs_status,
@@ -343,8 +373,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(st.hs_calls == 1);
     /* Bytes from the input never make a handshake succeed. */
     FZ_CHECK(st.hs_status == RILL_ETLS || st.hs_status == RILL_ECERT || st.hs_status == RILL_ETIMEDOUT ||
-             st.hs_status == -ECONNRESET || st.hs_status == -EPIPE);
+             st.hs_status == -ECONNRESET || st.hs_status == -EPIPE ||
+             ((st.hs_status == RILL_ENOMEM || st.hs_status == RILL_ECLOSED) && st.allocfail));
     fz_finish(st.loop, RUN_MS);
+    rill__alloc_fail_at(0);
     if (sv[1] >= 0)
         close(sv[1]);
     FZ_CHECK(rill__alloc_live() == live);

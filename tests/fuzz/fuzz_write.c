@@ -3,7 +3,8 @@
    peer socket that reads in sizes the input chooses, pauses, or goes away.
 
    Input: [flags][op...]
-     flags  bits 0-1 backend (epoll, poll, select), bit 2 small socket buffers (most
+     flags  bits 0-1 how the loop runs (epoll, poll, select backend, or the program's
+            own poll() through rill_loop_prepare_poll), bit 2 small socket buffers (most
             writes are buffered by rill), bit 3 abort instead of a graceful close at the
             end, bits 4-7 the first peer read size
      op     one opcode byte plus operands (see run_op)
@@ -20,7 +21,10 @@
      only after the peer went away;
    - return codes follow the write machine: writes after write_eof or close fail with
      RILL_ECLOSED, write_eof twice is fine, and so on (checked while the peer is there);
-   - rill never holds more than it was given: buffered <= accepted - received. */
+   - rill never holds more than it was given: buffered <= accepted - received.
+   An op can make the n-th library allocation from then on fail (rill__alloc_fail_at):
+   from then on RILL_ENOMEM is allowed as a return code and a status, and the peer may
+   get only a prefix; exactly-once, ordering and no-crash/no-leak still hold. */
 #include "fuzz_common.h"
 #include "rill_private.h"
 #include "stream.h"
@@ -65,6 +69,9 @@ typedef struct state {
     int closed;                  /* rill_close or rill_abort was called */
     int aborted;
     int close_timeout;           /* rill_set_close_timeout: the close may end as an abort */
+    int allocfail;               /* a library allocation was made to fail: RILL_ENOMEM anywhere */
+    size_t upper;                /* bytes that may reach the peer: accepted, and writes refused
+                                    with RILL_ENOMEM (part of one may have gone out) */
     int usable;                  /* the stream may still be touched */
     int lost;                    /* a call reported the connection's error */
     cb_rec cbs[MAX_CBS];
@@ -118,17 +125,17 @@ static void on_done(rill_stream *s, int status, void *ud)
     case CB_DRAIN:
         /* 0, or: cancelled by an abort, the connection's error, a close's timeout */
         if (status != 0)
-            FZ_CHECK((status == RILL_ECANCELED && (st->aborted || st->close_timeout)) ||
-                     (st->peer_gone && status < 0));
+            FZ_CHECK((status == RILL_ECANCELED && (st->aborted || st->close_timeout || st->allocfail)) ||
+                     (status == RILL_ENOMEM && st->allocfail) || (st->peer_gone && status < 0));
         break;
     case CB_CLOSE:   /* a close overtaken by an abort reports RILL_ECANCELED, by its timeout RILL_ETIMEDOUT */
         if (status != 0)
             FZ_CHECK((status == RILL_ECANCELED && st->aborted) || (status == RILL_ETIMEDOUT && st->close_timeout) ||
-                     (st->peer_gone && status < 0));
+                     (status == RILL_ENOMEM && st->allocfail) || (st->peer_gone && status < 0));
         break;
     case CB_WAIT_CLOSED:
         if (status != 0)
-            FZ_CHECK(st->peer_gone && status < 0);
+            FZ_CHECK((status == RILL_ENOMEM && st->allocfail) || (st->peer_gone && status < 0));
         break;
     }
 }
@@ -150,6 +157,10 @@ static void check_rc(state *st, int rc, int expect)
 {
     if (rc == expect)
         return;
+    if (rc == RILL_ENOMEM && st->allocfail) {
+        st->lost = 1;
+        return;
+    }
     /* After the peer went away any call may report the connection's error. */
     FZ_CHECK(st->peer_gone && rc < 0);
     st->lost = 1;
@@ -173,12 +184,16 @@ static void do_write(state *st, size_t len, int with_cb)
     rc = FZ_CALL(rill_write(st->s, buf, len, with_cb ? on_done : NULL, r));
     free(buf);
     check_rc(st, rc, write_expect(st));
-    if (rc == 0) {
-        st->accepted += len;
+    /* RILL_ENOMEM from a write that had started sending loses the stream; one refused
+       before sending (no room for its callback) leaves it as it was. */
+    if (rc == 0 || (rc == RILL_ENOMEM && (st->s->flags & S_LOST))) {
+        st->upper += len;
         st->gen += len;
-    } else if (r != NULL) {
-        st->ncbs--;              /* refused: its callback never runs */
     }
+    if (rc == 0)
+        st->accepted += len;
+    else if (r != NULL)
+        st->ncbs--;              /* refused: its callback never runs */
 }
 
 static void do_writelines(state *st, fz_in *in, int n, int with_cb)
@@ -207,12 +222,14 @@ static void do_writelines(state *st, fz_in *in, int n, int with_cb)
     rc = FZ_CALL(rill_writelines(st->s, iov, n, with_cb ? on_done : NULL, r));
     free(buf);
     check_rc(st, rc, write_expect(st));
-    if (rc == 0) {
-        st->accepted += total;
+    if (rc == 0 || (rc == RILL_ENOMEM && (st->s->flags & S_LOST))) {
+        st->upper += total;
         st->gen += total;
-    } else if (r != NULL) {
-        st->ncbs--;
     }
+    if (rc == 0)
+        st->accepted += total;
+    else if (r != NULL)
+        st->ncbs--;
 }
 
 static void peer_read(state *st, size_t want)
@@ -234,18 +251,18 @@ static void peer_read(state *st, size_t want)
     /* In order, nothing lost or repeated (n <= PEER_BUF: one contiguous slice). */
     FZ_CHECK(memcmp(st->rbuf, pattern_at(st->received), (size_t)n) == 0);
     st->received += (size_t)n;
-    FZ_CHECK(st->received <= st->accepted);
+    FZ_CHECK(st->received <= st->upper);
 }
 
 static void iterate(state *st)
 {
     if (!st->peer_paused)
         peer_read(st, st->peer_read);
-    FZ_CHECK(rill_loop_run_once(st->loop, 0) >= 0);
+    FZ_CHECK(fz_run_once(st->loop, 0) >= 0);
     if (st->closed)
         st->usable = 0;          /* the loop ran after close/abort: the stream may be freed */
     if (st->usable && !st->peer_gone)
-        FZ_CHECK(rill_get_write_buffer_size(st->s) <= st->accepted - st->received);
+        FZ_CHECK(st->received <= st->upper && rill_get_write_buffer_size(st->s) <= st->upper - st->received);
 }
 
 static size_t read_size(uint8_t b)
@@ -294,13 +311,20 @@ static void run_op(state *st, fz_in *in)
     case 5:   /* graceful close, with a callback unless bit 4 */
         r = (b & 0x10) ? NULL : new_cb(st, CB_CLOSE);
         rc = FZ_CALL(rill_close(st->s, r != NULL ? on_done : NULL, r));
+        if (rc == RILL_ENOMEM && st->allocfail && r != NULL) {
+            st->ncbs--;          /* no room for the callback: refused, nothing done */
+            break;
+        }
         FZ_CHECK(rc == 0);
         st->closed = 1;
         break;
-    case 6:   /* abort */
-        if (b & 0x10) {           /* rarely: most runs should flush */
+    case 6:   /* abort (rarely: most runs should flush), or make an allocation fail */
+        if (b & 0x10) {
             FZ_CALL_VOID(rill_abort(st->s));
             st->closed = st->aborted = 1;
+        } else if ((b & 0xe0) == 0x20 && !st->allocfail) {
+            rill__alloc_fail_at(1 + ((b >> 3) & 1) + fz_u8(in) % 8);
+            st->allocfail = 1;
         }
         break;
     case 7:   /* run the loop 1-16 iterations */
@@ -332,7 +356,11 @@ static void run_op(state *st, fz_in *in)
     case 13:  /* wait_closed */
         if ((r = new_cb(st, CB_WAIT_CLOSED)) == NULL)
             break;
-        FZ_CHECK(FZ_CALL(rill_wait_closed(st->s, on_done, r)) == 0);
+        rc = FZ_CALL(rill_wait_closed(st->s, on_done, r));
+        if (rc == RILL_ENOMEM && st->allocfail)
+            st->ncbs--;
+        else
+            FZ_CHECK(rc == 0);
         break;
     case 14:  /* queries; with bit 4 a close timeout of 1-8 ms */
         if (b & 0x10) {
@@ -340,7 +368,7 @@ static void run_op(state *st, fz_in *in)
             st->close_timeout = 1;
         }
         FZ_CHECK(rill_can_write_eof(st->s) == 1);
-        if (!st->peer_gone)   /* a lost connection is closing too */
+        if (!st->peer_gone && !st->allocfail)   /* a lost connection is closing too */
             FZ_CHECK(rill_is_closing(st->s) == st->closed);
         break;
     default:  /* a larger write */
@@ -377,7 +405,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int sv[2], fl, small;
     size_t i;
     uint64_t end;
-    unsigned long last_drain = 0, first_close = 0, last_close = 0, first_wait = 0;
+    unsigned long last_drain = 0, first_close = 0, last_close = 0, first_wait = 0, live;
 
     in.p = data;
     in.n = size;
@@ -385,6 +413,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     small = (flags & 4) != 0;
     memset(&st, 0, sizeof st);
     st.peer_read = read_size((uint8_t)((flags >> 4) * 17));
+    live = rill__alloc_live();
 
     FZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     if (small) {
@@ -411,7 +440,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             st.aborted = 1;
         } else {
             cb_rec *r = new_cb(&st, CB_CLOSE);
-            FZ_CHECK(FZ_CALL(rill_close(st.s, r != NULL ? on_done : NULL, r)) == 0);
+            int rc = FZ_CALL(rill_close(st.s, r != NULL ? on_done : NULL, r));
+            if (rc == RILL_ENOMEM && st.allocfail && r != NULL) {
+                st.ncbs--;       /* without a callback a close needs no memory */
+                rc = FZ_CALL(rill_close(st.s, NULL, NULL));
+            }
+            FZ_CHECK(rc == 0);
         }
         st.closed = 1;
     }
@@ -426,10 +460,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             peer_read(&st, sizeof st.rbuf);
     }
     FZ_CHECK(rill_loop_free(st.loop) == 0);
+    rill__alloc_fail_at(0);
+    FZ_CHECK(rill__alloc_live() == live);
 
     /* Everything accepted arrived unless the stream was aborted (or its close timed out)
-       or the peer left. */
-    if (!st.aborted && !st.close_timeout && !st.peer_gone)
+       or the peer left, or an allocation failed. */
+    if (!st.aborted && !st.close_timeout && !st.peer_gone && !st.allocfail)
         FZ_CHECK(st.received == st.accepted && st.peer_eof);
     for (i = 0; i < st.ncbs; i++) {
         cb_rec *r = &st.cbs[i];
@@ -451,7 +487,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
        first only when the connection was lost). */
     if (first_close != 0)
         FZ_CHECK(last_drain < first_close);
-    if (first_wait != 0 && last_close != 0 && !st.peer_gone)
+    if (first_wait != 0 && last_close != 0 && !st.peer_gone && !st.allocfail)
         FZ_CHECK(last_close < first_wait);
     if (st.peer >= 0)
         close(st.peer);

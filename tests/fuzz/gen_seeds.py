@@ -118,6 +118,9 @@ def write_seeds(corpus):
     w("large", [0, 15, 200, 0, 15 | 0x10, 100, 0, DRAIN, CLOSE])
     w("close-timeout", [4, PAUSE, 0x71, 255, 0x71, 255, DRAIN, QUERY | 0x10, CLOSE, RUN, 15, RUN, 15])
     w("close-timeout-flushes", [4, 0x71, 255, DRAIN, QUERY | 0xF0, CLOSE, WAITC])
+    # ABORT | 0x20 (| 0x08): the (1 [+1] + next byte % 8)-th library allocation fails
+    w("alloc-fail-write", [4, W, 10, ABORT | 0x20, 0, 0x71, 255, DRAIN, RUN, 15, CLOSE])
+    w("alloc-fail-drain-close", [4, ABORT | 0x28, 1, 0x31, 255, 0x31, 255, DRAIN, DRAIN, CLOSE, WAITC])
 
 
 # -------------------------------------------------------------------- fuzz_dns
@@ -221,6 +224,9 @@ def tls_seeds(corpus):
     t("sslv2-hello", 0x02, [0, 0, 0, 0], b"\x80\x2e\x01\x00\x02\x00\x15" + bytes(46))
     t("timeout-no-eof", 0x40, [0, 0, 0, 0], b"\x16\x03\x01")
     t("client-timeout-no-eof", 0x44, [0, 0, 0, 0], b"")
+    # flags bit 7: the (1 + last chunk size % 32)-th library allocation fails
+    t("alloc-fail-server", 0x80 | 0x20, [10, 0, 0, 2], b"\x16\x03\x01\x00\x05hello")
+    t("alloc-fail-client", 0x80 | 0x04, [0, 0, 0, 6], alert)
     if shutil.which("openssl") is None:
         print("gen_seeds.py: no openssl command: TLS handshake seeds skipped", file=sys.stderr)
         return
