@@ -44,6 +44,11 @@ rill_loop *fz_loop_new(unsigned b, const char *dns, int dns_timeout_ms);
    rill_loop_run_once (1 while anything is alive, 0 when nothing is). */
 int fz_run_once(rill_loop *loop, int timeout_ms);
 
+/* Makes the n-th library allocation from now fail (0: none); fz_allocfail says one
+   is armed, so RILL_ENOMEM is an allowed answer. */
+extern int fz_allocfail;
+void fz_alloc_fail_at(unsigned long n);
+
 /* Callback discipline: every rill call that may start an operation runs inside
    FZ_CALL(); a callback that finds fz_calling set ran synchronously: a bug. */
 extern int fz_calling;

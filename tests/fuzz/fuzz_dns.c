@@ -125,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     live = rill__alloc_live();
     loop = fz_loop_new(flags & 3, dns_responder_addr(responder), DNS_TIMEOUT_MS);
     if (flags & 0x80)
-        rill__alloc_fail_at((unsigned long)extra + 1);
+        fz_alloc_fail_at((unsigned long)extra + 1);
     rc = FZ_CALL(rill_connect(loop, "fuzz.test", 4242, &o, on_connect, &st, &req));
     if (fz_verbose)
         fprintf(stderr, "  rill_connect: %d\n", rc);
@@ -143,7 +143,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (cancel_at < 0 && !(flags & 0x80) && st.status != REFUSED && st.status != RILL_ETIMEDOUT)
             FZ_CHECK(st.status == RILL_ENOTFOUND || st.status == RILL_EDNS);
     }
-    rill__alloc_fail_at(0);
+    fz_alloc_fail_at(0);
     fz_finish(loop, RUN_MS);
     FZ_CHECK(st.calls == (rc == 0));
     FZ_CHECK(rill__alloc_live() == live);

@@ -314,7 +314,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         started = 1;
     }
     if (flags & 0x80) {
-        rill__alloc_fail_at(1 + chunks[3] % 32u);
+        fz_alloc_fail_at(1 + chunks[3] % 32u);
         st.allocfail = 1;
     }
     rc = FZ_CALL(rill_connect_sock(st.loop, sv[0], &o, on_conn, &st, NULL));
@@ -376,7 +376,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              st.hs_status == -ECONNRESET || st.hs_status == -EPIPE ||
              ((st.hs_status == RILL_ENOMEM || st.hs_status == RILL_ECLOSED) && st.allocfail));
     fz_finish(st.loop, RUN_MS);
-    rill__alloc_fail_at(0);
+    fz_alloc_fail_at(0);
     if (sv[1] >= 0)
         close(sv[1]);
     FZ_CHECK(rill__alloc_live() == live);
