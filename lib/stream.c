@@ -133,8 +133,8 @@ void rill__stream_update_io(rill_stream *s)
         rill__io_stop(s->loop, &s->io);
         return;
     }
-    if (s->io_hook != NULL)
-        return;   /* the handshake sets its own interest */
+    if (s->io_hook != NULL || (s->flags & S_IN_IO))
+        return;   /* the handshake sets its own interest; stream_io sets it when it ends */
     /* Bytes the transport already decoded will not make the descriptor readable again. */
     if (reading_wanted(s) && s->tr->pending != NULL && s->tr->pending(s) > 0)
         rill__task_post(s->loop, &s->more_task);
@@ -657,10 +657,14 @@ static void stream_io(rill__io *io, int revents)
         rill__stream_lost(s, -EPIPE);   /* the pipe's reader went away */
         return;
     }
+    /* The callbacks run below start reads and writes, each of which would set the
+       interest again: they leave it to the one update at the end. */
+    s->flags |= S_IN_IO;
     if ((revents & s->wr_want) && writing_wanted(s))
         do_write(s);
     if ((revents & s->rd_want) && reading_wanted(s))
         do_read(s);
+    s->flags &= ~S_IN_IO;
     rill__stream_update_io(s);
 }
 

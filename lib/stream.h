@@ -80,7 +80,8 @@ enum {
     S_USER_CLOSED  = 1 << 7,   /* rill_close or rill_abort called: free after delivery */
     S_ABORTED      = 1 << 8,
     S_IS_SOCKET    = 1 << 9,
-    S_IN_READ_STEP = 1 << 10   /* read machine running: re-entrant starts only queue */
+    S_IN_READ_STEP = 1 << 10,  /* read machine running: re-entrant starts only queue */
+    S_IN_IO        = 1 << 11   /* stream_io running: it updates the interest once, at its end */
 };
 
 struct rill_stream {
