@@ -2076,6 +2076,76 @@ static void test_reset_beats_buffered_data(void)
     end_check();
 }
 
+/* ------------------------------------------ steady state: no allocation */
+
+typedef struct {
+    int line;       /* readline, else read(65536) */
+    int echoed;
+    int ended;
+} echo_state;
+
+static int echo_next(rill_stream *s, echo_state *e);
+
+static void echo_back(rill_stream *s, int status, const char *data, size_t len, void *ud)
+{
+    echo_state *e = ud;
+    if (status < 0 || len == 0) {
+        e->ended = 1;
+        return;
+    }
+    CU_ASSERT(rill_write(s, data, len, NULL, NULL) == 0);
+    e->echoed++;
+    CU_ASSERT(echo_next(s, e) == 0);
+}
+
+static int echo_next(rill_stream *s, echo_state *e)
+{
+    return e->line ? rill_readline(s, echo_back, e) : rill_read(s, 65536, echo_back, e);
+}
+
+/* An echo in steady state (one message read, written and answered at a time)
+   must not allocate: the allocation counter of lib/alloc.c stays at 0 over
+   1000 round trips once 100 have warmed the stream up. */
+static void steady_state_echo(int line)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    echo_state e;
+    char msg[64], back[64];
+    unsigned long made = 1;
+    int peer, i;
+    rill_stream *s = tcp_stream(loop, 0, &peer);
+
+    memset(&e, 0, sizeof e);
+    e.line = line;
+    memset(msg, 'm', sizeof msg);
+    msg[sizeof msg - 1] = '\n';
+    CU_ASSERT_FATAL(echo_next(s, &e) == 0);
+    for (i = 0; i < 1100 && !e.ended; i++) {
+        size_t got = 0;
+        if (i == 100)
+            rill__alloc_fail_at(0);            /* counts from 0 again, fails nothing */
+        put(peer, msg, sizeof msg);
+        CU_ASSERT_FATAL(run_until_count(loop, &e.echoed, i + 1, 5000));
+        while (got < sizeof back) {
+            ssize_t k = read(peer, back + got, sizeof back - got);
+            CU_ASSERT_FATAL(k > 0);
+            got += (size_t)k;
+        }
+        CU_ASSERT_FATAL(memcmp(back, msg, sizeof msg) == 0);
+    }
+    made = rill__alloc_fail_at(0);
+    printf("[%s: %d round trips, %lu allocations in the last 1000] ", line ? "readline" : "read",
+           e.echoed, made);
+    CU_ASSERT_EQUAL(e.echoed, 1100);
+    CU_ASSERT_EQUAL(made, 0);
+    rill_close(s, NULL, NULL);
+    close(peer);
+    test_loop_finish(loop);
+}
+
+static void test_steady_state_read(void) { steady_state_echo(0); }
+static void test_steady_state_readline(void) { steady_state_echo(1); }
+
 static const test_case cases[] = {
     { "table: inputs x ops x chunkings vs asyncio model (socketpair)", test_table_socketpair },
     { "table: inputs x ops x chunkings vs asyncio model (pipe)", test_table_pipe },
@@ -2104,6 +2174,8 @@ static const test_case cases[] = {
     { "100000 chained readlines cost fewer than 100 polls", test_readline_chain_no_polls },
     { "peer reset while reading: -ECONNRESET, and again after", test_reset_while_reading },
     { "a stored reset wins over buffered data", test_reset_beats_buffered_data },
+    { "echo in steady state: no allocation per message (read)", test_steady_state_read },
+    { "echo in steady state: no allocation per message (readline)", test_steady_state_readline },
     { NULL, NULL }
 };
 
