@@ -13,6 +13,7 @@
 #include "tls.h"
 #include "resolve.h"
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 
 #define RESOLUTION_DELAY_MS 50
 #define DEFAULT_ATTEMPT_DELAY_MS 250
+#define MIN_ATTEMPT_DELAY_MS 10
 #define DEFAULT_HANDSHAKE_TIMEOUT_MS 60000
 #define MAX_ADDRS 64          /* per family: a hostile DNS answer cannot make us open thousands */
 
@@ -34,8 +36,11 @@ static const char *const conn_names[] = {
     "RESOLVING", "RES_DELAY", "ATTEMPTING", "HANDSHAKE", "READY", "DONE", "FAILED", "CANCELLED"
 };
 
+/* Each attempt is allocated on its own and linked into its request: its watcher is
+   registered with the loop, so the attempt must never move while it runs. */
 typedef struct attempt {
     rill__io io;
+    rill__list node;              /* in req->attempts */
     struct rill_connect_req *req;
     struct sockaddr_storage addr;
     socklen_t addrlen;
@@ -72,8 +77,8 @@ struct rill_connect_req {
     int run;                      /* addresses taken from it in a row */
     int first_round;
 
-    attempt *att;                 /* running attempts */
-    size_t natt, capatt;
+    rill__list attempts;          /* running attempts */
+    size_t natt;
     int first_err;                /* the first attempt's error: what asyncio reports */
     size_t tried;
 
@@ -100,10 +105,18 @@ static int terminal(const rill_connect_req *r)
 
 /* ----------------------------------------------------------- teardown */
 
-static void attempt_close(attempt *a)
+/* Stops the attempt's watcher, closes its descriptor unless it was handed on
+   (fd -1), and frees it: the one way an attempt ends. */
+static void attempt_end(attempt *a)
 {
-    rill__io_stop(a->req->loop, &a->io);
-    close(a->io.fd);
+    rill_connect_req *r = a->req;
+
+    rill__io_stop(r->loop, &a->io);
+    if (a->io.fd >= 0)
+        close(a->io.fd);
+    rill__list_unlink(&a->node);
+    r->natt--;
+    rill__free(a);
 }
 
 static void stop_everything(rill_connect_req *r)
@@ -114,17 +127,18 @@ static void stop_everything(rill_connect_req *r)
             rill__resolve_cancel(r->fam[i].res);
             r->fam[i].res = NULL;
         }
-    for (i = 0; i < r->natt; i++)
-        attempt_close(&r->att[i]);
-    r->natt = 0;
+    while (!rill__list_empty(&r->attempts))
+        attempt_end(rill__container_of(r->attempts.next, attempt, node));
     rill__timer_stop(&r->delay_timer);
     rill__timer_stop(&r->total_timer);
 }
 
+/* Every exit frees here, and stops first what the request registered: a timer
+   left armed in freed memory would corrupt the loop's heap. */
 static void req_free(rill_connect_req *r)
 {
+    stop_everything(r);
     rill__task_cancel(r->loop, &r->task);
-    rill__free(r->att);
     rill__free(r->hostname);
     if (r->tls != NULL)
         rill_tls_free(r->tls);
@@ -140,7 +154,6 @@ static void complete(rill_connect_req *r, conn_state to, int status)
     void *ud = r->ud;
     rill_stream *s = status == 0 ? r->stream : NULL;
 
-    stop_everything(r);
     if (status < 0 && r->stream != NULL)
         rill_abort(r->stream);
     conn_to(r, to, status);
@@ -168,19 +181,19 @@ static void handshake_done(rill_stream *s, int status, void *ud)
     complete(r, status == 0 ? CONN_DONE : CONN_FAILED, status);
 }
 
-static void won(rill_connect_req *r, size_t i)
+static void won(rill_connect_req *r, attempt *a)
 {
-    attempt a = r->att[i];
+    int fd = a->io.fd;
     int rc;
 
     /* The winner's descriptor moves to the stream; every other attempt closes. */
-    rill__io_stop(r->loop, &r->att[i].io);
-    r->att[i] = r->att[--r->natt];
+    a->io.fd = -1;
+    attempt_end(a);
     stop_everything(r);
-    r->stream = rill__stream_new(r->loop, a.io.fd, RILL_MODE_READWRITE, r->limit, &rill__sock_transport);
+    r->stream = rill__stream_new(r->loop, fd, RILL_MODE_READWRITE, r->limit, &rill__sock_transport);
     if (r->stream == NULL) {
         rc = -errno;
-        close(a.io.fd);
+        close(fd);
         complete(r, CONN_FAILED, rc);
         return;
     }
@@ -196,23 +209,17 @@ static void won(rill_connect_req *r, size_t i)
 
 /* ----------------------------------------------------------- attempts */
 
-static void attempt_failed(rill_connect_req *r, size_t i, int err)
+static void attempt_failed(rill_connect_req *r, attempt *a, int err)
 {
     char text[64];
-    if (rill__trace_on && rill_format_addr((struct sockaddr *)&r->att[i].addr, text, sizeof text) > 0)
+    if (rill__trace_on && rill_format_addr((struct sockaddr *)&a->addr, text, sizeof text) > 0)
         RILL__TRACE("connect", r->id, "attempt", "CONNECTING", "FAILED", "%s %s", text, rill_err_name(err));
-    attempt_close(&r->att[i]);
-    r->att[i] = r->att[--r->natt];
+    attempt_end(a);
     if (r->first_err == 0)
         r->first_err = err;
     /* A failure starts the next attempt at once (RFC 8305 section 5). */
     rill__timer_stop(&r->delay_timer);
     step(r);
-}
-
-static size_t attempt_index(rill_connect_req *r, attempt *a)
-{
-    return (size_t)(a - r->att);
 }
 
 static void attempt_io(rill__io *io, int revents)
@@ -226,9 +233,9 @@ static void attempt_io(rill__io *io, int revents)
     if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err == 0)
-        won(r, attempt_index(r, a));
+        won(r, a);
     else
-        attempt_failed(r, attempt_index(r, a), -err);
+        attempt_failed(r, a, -err);
 }
 
 /* Next address, interleaving families: `interleave` of the first family, then one each. */
@@ -279,6 +286,25 @@ static int open_socket(int family)
     return fd;
 }
 
+/* Opens, prepares and binds a socket for ss; the descriptor or an error. */
+static int attempt_socket(rill_connect_req *r, const struct sockaddr_storage *ss)
+{
+    int fd, rc;
+
+    if ((fd = open_socket(ss->ss_family)) < 0)
+        return fd;
+    if (r->on_socket != NULL && (rc = r->on_socket(fd, ss->ss_family, r->ud)) != 0) {
+        close(fd);
+        return rc < 0 ? rc : RILL_EINVAL;
+    }
+    if (r->locallen > 0 && bind(fd, (struct sockaddr *)&r->local, r->locallen) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
 /* Starts one attempt; returns 1 if one started or won, 0 if none could. */
 static int start_attempt(rill_connect_req *r)
 {
@@ -289,59 +315,43 @@ static int start_attempt(rill_connect_req *r)
     while ((ss = next_addr(r)) != NULL) {
         socklen_t len = addr_len(ss);
         r->tried++;
-        if (r->natt == r->capatt) {
-            size_t cap = r->capatt ? r->capatt * 2 : 4;
-            attempt *p = rill__realloc(r->att, cap * sizeof *p);
-            if (p == NULL) {
-                rc = RILL_ENOMEM;
-                goto failed_now;
-            }
-            r->att = p;
-            r->capatt = cap;
-        }
-        if ((fd = open_socket(ss->ss_family)) < 0) {
+        if ((fd = attempt_socket(r, ss)) < 0) {
             rc = fd;
             goto failed_now;
         }
-        if (r->on_socket != NULL && (rc = r->on_socket(fd, ss->ss_family, r->ud)) != 0) {
-            rc = rc < 0 ? rc : RILL_EINVAL;
+        if ((a = rill__malloc(sizeof *a)) == NULL) {
             close(fd);
+            rc = RILL_ENOMEM;
             goto failed_now;
         }
-        if (r->locallen > 0 && bind(fd, (struct sockaddr *)&r->local, r->locallen) < 0) {
-            rc = -errno;
-            close(fd);
-            goto failed_now;
-        }
-        a = &r->att[r->natt++];
         a->req = r;
         a->addr = *ss;
         a->addrlen = len;
         rill__io_init(&a->io, fd, attempt_io);
+        rill__list_push_back(&r->attempts, &a->node);
+        r->natt++;
         do
             rc = connect(fd, (struct sockaddr *)ss, len);
         while (rc < 0 && errno == EINTR);
         if (rc == 0) {
-            won(r, r->natt - 1);
+            won(r, a);
             return 1;
         }
-        if (errno != EINPROGRESS && errno != EAGAIN) {
+        /* Only EINPROGRESS means "under way": EAGAIN is a full backlog on a unix
+           socket (or no free local port), and the socket is not connecting. */
+        if (errno != EINPROGRESS) {
             rc = -errno;
-            close(fd);
-            r->natt--;
+            attempt_end(a);
             goto failed_now;
         }
         if ((rc = rill__io_start(r->loop, &a->io, RILL_WRITABLE)) < 0) {
-            close(fd);
-            r->natt--;
+            attempt_end(a);
             goto failed_now;
         }
         /* Without its delay timer the next attempt would start at the next step, at once. */
         if (r->attempt_delay_ms >= 0 &&
             (rc = rill__timer_start(&r->delay_timer, (uint64_t)r->attempt_delay_ms)) < 0) {
-            rill__io_stop(r->loop, &a->io);
-            close(fd);
-            r->natt--;
+            attempt_end(a);
             goto failed_now;
         }
         RILL__TRACE("connect", r->id, "attempt", "NEW", "CONNECTING", "fd=%d family=%s", fd,
@@ -369,9 +379,10 @@ static void step(rill_connect_req *r)
             r->cur = 0;
             conn_to(r, CONN_ATTEMPTING, 0);
         } else if (r->fam[1].n > 0) {
-            if (r->fam[0].res != NULL) {             /* A first: give AAAA 50 ms */
+            /* A first: give AAAA 50 ms. Without the timer nothing would end the
+               wait before AAAA answers, so IPv4 starts at once instead. */
+            if (r->fam[0].res != NULL && rill__timer_start(&r->delay_timer, RESOLUTION_DELAY_MS) == 0) {
                 conn_to(r, CONN_RES_DELAY, 0);
-                rill__timer_start(&r->delay_timer, RESOLUTION_DELAY_MS);
                 return;
             }
             r->cur = 1;
@@ -463,12 +474,16 @@ static int new_req(rill_loop *loop, const rill_connect_opts *o, rill_connect_cb 
     rill__timer_init(&r->delay_timer, loop, delay_fired, r);
     rill__timer_init(&r->total_timer, loop, total_fired, r);
     rill__task_init(&r->task, task_run);
+    rill__list_init(&r->attempts);
     rill__handle_ref(loop);
     if (o != NULL) {
         r->limit = o->limit;
         r->on_socket = o->on_socket;
         if (o->happy_eyeballs_delay_ms != 0)
             r->attempt_delay_ms = o->happy_eyeballs_delay_ms;
+        /* RFC 8305 section 5: the delay MUST NOT be less than 10 ms. */
+        if (r->attempt_delay_ms >= 0 && r->attempt_delay_ms < MIN_ATTEMPT_DELAY_MS)
+            r->attempt_delay_ms = MIN_ATTEMPT_DELAY_MS;
         if (o->interleave > 0)
             r->interleave = o->interleave;
         if (o->ssl_handshake_timeout_ms != 0)
@@ -574,7 +589,6 @@ int rill_connect(rill_loop *loop, const char *host, int port, const rill_connect
         *req = r;
     return 0;
 fail:
-    stop_everything(r);
     req_free(r);
     return rc;
 }
@@ -606,7 +620,7 @@ int rill_connect_sock(rill_loop *loop, int fd, const rill_connect_opts *opts,
                       rill_connect_cb cb, void *ud, rill_connect_req **req)
 {
     rill_connect_req *r;
-    int rc, type;
+    int rc, type, fl, fdfl;
     socklen_t tl = sizeof type;
 
     if (fd < 0)
@@ -618,6 +632,9 @@ int rill_connect_sock(rill_loop *loop, int fd, const rill_connect_opts *opts,
         return RILL_EINVAL;
     if ((rc = new_req(loop, opts, cb, ud, &r)) < 0)
         return rc;
+    /* The descriptor goes back to the caller as it came: rill owns it only on success. */
+    fl = fcntl(fd, F_GETFL);
+    fdfl = fcntl(fd, F_GETFD);
     r->stream = rill__stream_new(loop, fd, RILL_MODE_READWRITE, r->limit, &rill__sock_transport);
     if (r->stream == NULL) {
         rc = -errno;
@@ -627,9 +644,13 @@ int rill_connect_sock(rill_loop *loop, int fd, const rill_connect_opts *opts,
     if (r->tls != NULL) {
         conn_to(r, CONN_HANDSHAKE, 0);
         if ((rc = rill__tls_start(r->stream, r->tls, 0, r->hostname, r->hs_timeout_ms, handshake_done, r)) < 0) {
-            /* The descriptor goes back to the caller: rill owns it only on success. */
             r->stream->fd = -1;
             rill_abort(r->stream);
+            r->stream = NULL;
+            if (fl >= 0)
+                fcntl(fd, F_SETFL, fl);
+            if (fdfl >= 0)
+                fcntl(fd, F_SETFD, fdfl);
             req_free(r);
             return rc;
         }

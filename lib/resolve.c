@@ -456,7 +456,6 @@ void rill__resolve_cancel(rill__resolve_req *r)
 int rill__ai_flags_to_ares(int flags, int *ares_flags)
 {
     static const struct { int sys, ares; } map[] = {
-        { AI_PASSIVE, ARES_AI_PASSIVE },
         { AI_NUMERICHOST, ARES_AI_NUMERICHOST },
         { AI_ADDRCONFIG, ARES_AI_ADDRCONFIG },
         { AI_V4MAPPED, ARES_AI_V4MAPPED },

@@ -617,15 +617,26 @@ static void hs_timeout(void *ud)
 
 /* --- the transport */
 
+/* An address, never a name: an IPv6 zone index ("fe80::1%eth0") names the
+   link, not the peer, so it is dropped before the certificate check and is
+   never sent as SNI. */
 static int is_numeric(tls_conn *c, const char *host)
 {
-    if (inet_pton(AF_INET, host, c->ipbin) == 1)
+    char addr[sizeof c->ip];
+    const char *pct = strchr(host, '%');
+    size_t n = pct != NULL ? (size_t)(pct - host) : strlen(host);
+
+    if (n >= sizeof addr)
+        return 0;
+    memcpy(addr, host, n);
+    addr[n] = '\0';
+    if (pct == NULL && inet_pton(AF_INET, addr, c->ipbin) == 1)
         c->iplen = 4;
-    else if (inet_pton(AF_INET6, host, c->ipbin) == 1)
+    else if (inet_pton(AF_INET6, addr, c->ipbin) == 1)
         c->iplen = 16;
     else
         return 0;
-    snprintf(c->ip, sizeof c->ip, "%s", host);
+    snprintf(c->ip, sizeof c->ip, "%s", addr);
     return 1;
 }
 

@@ -12,6 +12,7 @@
 
 int test_error_register(void);
 int test_connect_register(void);
+int test_connect_safety_register(void);
 int test_loop_register(void);
 int test_embed_register(void);
 int test_resolve_register(void);
@@ -27,6 +28,7 @@ int test_hostile_register(void);
 static const test_register_fn suites[] = {
     test_error_register,
     test_connect_register,
+    test_connect_safety_register,
     test_loop_register,
     test_embed_register,
     test_resolve_register,

@@ -2,6 +2,7 @@
    timeouts, cancellation, unix sockets. No query ever reaches the system's DNS. */
 #include "support/testutil.h"
 #include "support/dns_responder.h"
+#include "rill_private.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -321,6 +322,166 @@ static void test_first_addresses_refuse(void)
     dns_responder_stop(d);
 }
 
+/* Eight addresses, all a black hole at first: the attempts pile up side by
+   side, each watched by the loop. Then the black hole's queue is drained, the
+   kernel's SYN retry lets the early attempts connect, and one of the first
+   ones wins. Attempts must not move while watched: an attempts array that grew
+   by realloc handed the loop freed memory exactly here. */
+static void test_many_running_attempts(void)
+{
+    dns_responder *d = dns_responder_start(AF_INET);
+    rill_loop *loop;
+    rill_connect_opts o;
+    black_hole b;
+    conn_result r;
+    int i, port, fd;
+    uint64_t until;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    port = black_hole_open(&b, AF_INET, "127.0.0.1", 0);
+    CU_ASSERT_FATAL(port > 0);
+    for (i = 0; i < 8; i++)
+        dns_responder_add(d, "crowd.test", 1, "127.0.0.1", 0);
+    loop = dns_loop(d);
+    memset(&o, 0, sizeof o);
+    o.family = AF_INET;
+    o.happy_eyeballs_delay_ms = 10;
+    memset(&r, 0, sizeof r);
+    CU_ASSERT_EQUAL(rill_connect(loop, "crowd.test", port, &o, on_connect, &r, NULL), 0);
+    until = test_now_ms() + 400;
+    while (test_now_ms() < until && r.done == 0)
+        rill_loop_run_once(loop, 20);
+    CU_ASSERT_EQUAL_FATAL(r.done, 0);   /* all eight hang */
+    /* The fillers go, so that the attempts' SYN retries find room. */
+    for (i = 0; i < b.nfill; i++)
+        close(b.fillers[i]);
+    b.nfill = 0;
+    fcntl(b.lfd, F_SETFL, O_NONBLOCK);
+    until = test_now_ms() + 10000;
+    while (test_now_ms() < until && r.done == 0) {
+        while ((fd = accept(b.lfd, NULL, NULL)) >= 0)
+            close(fd);
+        rill_loop_run_once(loop, 20);
+    }
+    CU_ASSERT_EQUAL(r.done, 1);
+    CU_ASSERT_EQUAL(r.status, 0);
+    CU_ASSERT_PTR_NOT_NULL(r.s);
+    if (r.s != NULL)
+        CU_ASSERT_EQUAL(rill_write(r.s, "x", 1, NULL, NULL), 0);
+    rill_loop_run_once(loop, 10);
+    close_stream(r.s);
+    black_hole_close(&b);
+    test_loop_finish(loop);
+    dns_responder_stop(d);
+}
+
+/* RFC 8305 section 5: a connection-attempt delay below 10 ms is raised to 10 ms. */
+typedef struct {
+    conn_result r;          /* first: on_connect sees it */
+    uint64_t at[4];
+    int n;
+} timed_result;
+
+static int time_socket(int fd, int family, void *ud)
+{
+    timed_result *t = ud;
+    (void)fd;
+    (void)family;
+    if (t->n < 4)
+        t->at[t->n++] = test_now_ms();
+    return 0;
+}
+
+static void test_attempt_delay_floor(void)
+{
+    dns_responder *d = dns_responder_start(AF_INET);
+    rill_loop *loop;
+    rill_connect_opts o;
+    black_hole b;
+    timed_result t;
+    rill_connect_req *req = NULL;
+    int port;
+    uint64_t until;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    port = black_hole_open(&b, AF_INET, "127.0.0.1", 0);
+    CU_ASSERT_FATAL(port > 0);
+    dns_responder_add(d, "floor.test", 1, "127.0.0.1", 0);
+    dns_responder_add(d, "floor.test", 1, "127.0.0.1", 0);
+    loop = dns_loop(d);
+    memset(&o, 0, sizeof o);
+    o.family = AF_INET;
+    o.happy_eyeballs_delay_ms = 1;
+    o.on_socket = time_socket;
+    memset(&t, 0, sizeof t);
+    CU_ASSERT_EQUAL(rill_connect(loop, "floor.test", port, &o, on_connect, &t, &req), 0);
+    until = test_now_ms() + 3000;
+    while (t.n < 2 && test_now_ms() < until)
+        rill_loop_run_once(loop, 5);
+    CU_ASSERT_EQUAL_FATAL(t.n, 2);
+    CU_ASSERT(t.at[1] - t.at[0] >= 10);   /* timers never fire early */
+    rill_connect_cancel(req);
+    CU_ASSERT(test_run_until(loop, &t.r.done, 2000));
+    CU_ASSERT_EQUAL(t.r.status, RILL_ECANCELED);
+    black_hole_close(&b);
+    test_loop_finish(loop);
+    dns_responder_stop(d);
+}
+
+static void ignore_timer(void *ud) { (void)ud; }
+
+/* A answers, AAAA is slow: the resolution-delay timer must start, or IPv4 must
+   start at once. With the timer heap full and its growth made to fail, the old
+   code waited in RES_DELAY for AAAA's 3 s timeout before it connected. */
+static void test_resolution_delay_timer_fails(void)
+{
+    dns_responder *d = dns_responder_start(AF_INET);
+    rill_loop_opts lo;
+    rill_loop *loop;
+    unsigned long k;
+    int port = 0, lfd = listen_on(AF_INET, "127.0.0.1", &port, 16), slow = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_FATAL(lfd >= 0);
+    dns_responder_add(d, "slow6.test", 1, "127.0.0.1", 0);
+    dns_responder_set_delay(d, "slow6.test", 28, 5000);
+    memset(&lo, 0, sizeof lo);
+    lo.dns_servers = dns_responder_addr(d);
+    lo.dns_timeout_ms = 3000;
+    lo.dns_tries = 1;
+    for (k = 1; k <= 6; k++) {
+        conn_result r;
+        rill_timer *fill[64];
+        size_t nfill = 0, i;
+        uint64_t start;
+
+        loop = rill_loop_new(&lo);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
+        memset(&r, 0, sizeof r);
+        CU_ASSERT_EQUAL_FATAL(rill_connect(loop, "slow6.test", port, NULL, on_connect, &r, NULL), 0);
+        /* a full heap: the next timer start has to grow it */
+        while (loop->nheap < loop->capheap && nfill < 64)
+            fill[nfill++] = rill_call_later(loop, 100000, ignore_timer, NULL);
+        start = test_now_ms();
+        rill__alloc_fail_at(k);
+        CU_ASSERT(test_run_until(loop, &r.done, 10000));
+        rill__alloc_fail_at(0);
+        /* a failure elsewhere (the A query, the socket) may rightly wait for AAAA;
+           a connect that succeeds must not have waited for it */
+        if (r.status == 0 && test_now_ms() - start > 2000)
+            slow++;
+        CU_ASSERT(r.status == 0 || r.status == RILL_ENOMEM || r.status == RILL_EDNS);
+        if (r.s != NULL)
+            rill_abort(r.s);
+        for (i = 0; i < nfill; i++)
+            rill_timer_cancel(fill[i]);
+        test_loop_finish(loop);
+    }
+    CU_ASSERT_EQUAL(slow, 0);
+    close(lfd);
+    dns_responder_stop(d);
+}
+
 static void test_all_refuse_reports_first_error(void)
 {
     dns_responder *d = dns_responder_start(AF_INET);
@@ -584,6 +745,9 @@ int test_connect_register(void)
         { "Happy Eyeballs: IPv6 black hole, IPv4 wins after the delay", test_happy_eyeballs_falls_back_to_ipv4 },
         { "sequential attempts (delay -1) time out on the black hole", test_sequential_times_out },
         { "several A records, the first ones refuse", test_first_addresses_refuse },
+        { "eight hanging attempts, an early one wins: attempts never move while watched", test_many_running_attempts },
+        { "a Happy Eyeballs delay below 10 ms is raised to 10 ms", test_attempt_delay_floor },
+        { "the resolution-delay timer cannot start: IPv4 starts at once", test_resolution_delay_timer_fails },
         { "every address refuses: the first attempt's error", test_all_refuse_reports_first_error },
         { "AAAA within the resolution delay goes first", test_resolution_delay_prefers_late_ipv6 },
         { "AAAA after the resolution delay: IPv4 starts", test_resolution_delay_expires },

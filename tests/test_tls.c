@@ -714,6 +714,11 @@ static void test_verify_success_cases(void)
     CU_ASSERT_EQUAL(st, 0);
     verify_case(c, c->server, "::1", 0, &st, r, sizeof r);
     CU_ASSERT_EQUAL(st, 0);
+    /* a zone index names the link: the address is still checked, no SNI is sent */
+    verify_case(c, c->server, "::1%lo", 0, &st, r, sizeof r);
+    CU_ASSERT_EQUAL(st, 0);
+    verify_case(c, c->server, "::2%lo", 0, &st, r, sizeof r);
+    CU_ASSERT_EQUAL(st, RILL_ECERT);
     /* verify = -1 is the only way off: an unknown CA, a wrong name and an expired certificate pass */
     verify_case(c, c->unknown_ca, "localhost", -1, &st, r, sizeof r);
     CU_ASSERT_EQUAL(st, 0);
