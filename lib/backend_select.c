@@ -58,7 +58,7 @@ static int select_wait(rill_loop *loop, int timeout_ms)
         if (s->io == NULL || s->events == 0)
             continue;
         if (FD_ISSET(s->fd, &rd))
-            r |= RILL_READABLE | RILL__EV_HUP;
+            r |= rill__from_select_read(s->events);
         if (FD_ISSET(s->fd, &wr))
             r |= RILL_WRITABLE;
         if (r)

@@ -3,6 +3,7 @@
    descriptor closed and reused in between is never dispatched. */
 #include "rill_private.h"
 
+#include <limits.h>
 #include <string.h>
 #ifdef RILL_HAVE_POLL
 #include <poll.h>
@@ -34,6 +35,19 @@ static int lower_ms(int mine, int theirs)
     if (mine < 0)
         return theirs;
     return mine < theirs ? mine : theirs;
+}
+
+/* The program's timeout in ms, saturated: a long one (a day's worth of seconds
+   times 1000 does not fit an int) must not wrap into a short or negative one. */
+static int timeval_ms(const struct timeval *tv)
+{
+    long usec_ms = tv->tv_usec > 0 ? (long)(tv->tv_usec / 1000) : 0;
+
+    if (tv->tv_sec < 0)
+        return -1;
+    if (tv->tv_sec >= (INT_MAX - 1000) / 1000)
+        return INT_MAX;
+    return (int)((long)tv->tv_sec * 1000 + usec_ms);
 }
 
 static size_t count_watched(const rill_loop *loop)
@@ -73,7 +87,7 @@ int rill_loop_prepare_select(rill_loop *loop, fd_set *rd, fd_set *wr, int *maxfd
         k++;
     }
     loop->nemb = k;
-    theirs = tv->tv_sec < 0 ? -1 : (int)(tv->tv_sec * 1000 + tv->tv_usec / 1000);
+    theirs = timeval_ms(tv);
     t = lower_ms(embed_timeout(loop), theirs);
     if (t != theirs) {
         if (t < 0) {
@@ -113,7 +127,7 @@ void rill_loop_after_select(rill_loop *loop, const fd_set *rd, const fd_set *wr)
         for (i = 0; i < loop->nemb; i++) {
             int fd = loop->emb[i].fd, r = 0;
             if (rd != NULL && FD_ISSET(fd, rd))
-                r |= RILL_READABLE | RILL__EV_HUP;
+                r |= rill__from_select_read(loop->slots[loop->emb[i].slot].events);
             if (wr != NULL && FD_ISSET(fd, wr))
                 r |= RILL_WRITABLE;
             if (r)

@@ -27,6 +27,15 @@ static int grow_slots(rill_loop *loop)
     return 0;
 }
 
+static int fd_watched(const rill_loop *loop, int fd)
+{
+    size_t i;
+    for (i = 0; i < loop->nslots; i++)
+        if (loop->slots[i].io != NULL && loop->slots[i].fd == fd)
+            return 1;
+    return 0;
+}
+
 void rill__io_init(rill__io *io, int fd, rill__io_cb cb)
 {
     io->fd = fd;
@@ -50,6 +59,10 @@ int rill__io_start(rill_loop *loop, rill__io *io, int events)
         }
         return 0;
     }
+    /* One registration per descriptor, on every backend: epoll keeps one entry
+       per descriptor, and a second would take the first one's events. */
+    if (fd_watched(loop, io->fd))
+        return -EEXIST;
     if (loop->nfree > 0) {
         slot = loop->free_slots[--loop->nfree];
     } else {
@@ -71,7 +84,12 @@ int rill__io_start(rill_loop *loop, rill__io *io, int events)
         s->fd = -1;
         s->events = 0;
         io->slot = RILL__NO_SLOT;
-        loop->free_slots[loop->nfree++] = slot;
+        /* A slot new to the registry goes back whole: the backend may have no
+           room for it (poll's array did not grow), so it must not be counted. */
+        if (slot == loop->nslots - 1)
+            loop->nslots--;
+        else
+            loop->free_slots[loop->nfree++] = slot;
     }
     return rc;
 }
@@ -116,7 +134,7 @@ void rill__loop_dispatch(rill_loop *loop, size_t slot, int revents)
     /* Registered after the wait started: the readiness is not about this io. */
     if (io == NULL || s->gen > loop->wait_gen)
         return;
-    revents &= s->events;
+    revents &= s->events | RILL__EV_HUP_HINT;
     if (revents)
         io->cb(io, revents);
 }

@@ -139,7 +139,8 @@ int rill_call_soon(rill_loop *loop, void (*cb)(void *ud), void *ud)
 
 /* ----------------------------------------------------- wake-up pipe */
 
-/* Byte 0 wakes the loop; bytes 1..63 are signal numbers written by signal handlers. */
+/* Byte 0 wakes the loop; bytes 1..63 are signal numbers written by signal handlers
+   (for traces with strace: the loop reads them only as a wake-up). */
 void rill__wake(int fd, unsigned char what)
 {
     ssize_t n;
@@ -170,14 +171,11 @@ static void wake_cb(rill__io *io, int revents)
 {
     rill_loop *loop = rill__container_of(io, rill_loop, wake_io);
     unsigned char buf[256];
-    ssize_t n, i;
 
     (void)revents;
-    while ((n = read(loop->wake_rd, buf, sizeof buf)) > 0) {
-        for (i = 0; i < n; i++)
-            if (buf[i] > 0 && buf[i] < sizeof loop->sig_pending)
-                loop->sig_pending[buf[i]] = 1;
-    }
+    /* The bytes only woke us: signals are marked apart (lib/signal.c). */
+    while (read(loop->wake_rd, buf, sizeof buf) > 0)
+        continue;
     pthread_mutex_lock(&loop->ts_mu);
     rill__list_splice(&loop->pending, &loop->ts_queue);
     loop->npending += loop->nts;

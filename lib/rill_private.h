@@ -60,6 +60,9 @@ int  rill__task_queued(const rill__task *t);
 /* -------------------------------------------------------------- readiness */
 
 #define RILL__EV_HUP 4   /* watch only for hang-up/error (an idle write pipe) */
+/* Reported, never watched: select's read set says "readable" for a hang-up watch,
+   which on a socket may also be data or EOF; the owner checks which it is. */
+#define RILL__EV_HUP_HINT 8
 
 typedef struct rill__io rill__io;
 typedef void (*rill__io_cb)(rill__io *io, int revents);
@@ -91,6 +94,11 @@ typedef struct rill__backend {
 extern const rill__backend rill__backend_poll;
 int rill__from_poll(short revents);   /* poll() revents -> RILL_READABLE|RILL_WRITABLE|RILL__EV_HUP */
 extern const rill__backend rill__backend_select;
+/* What select's read set means for a slot watching events (shared with after_select). */
+static inline int rill__from_select_read(int events)
+{
+    return events & RILL_READABLE ? RILL_READABLE : RILL__EV_HUP_HINT;
+}
 extern const rill__backend rill__backend_epoll;
 
 /* Backends bracket their dispatch with begin/end and report each ready slot;
@@ -163,7 +171,6 @@ struct rill_loop {
     pthread_mutex_t ts_mu;
     rill__list ts_queue;            /* call_soon nodes from other threads */
     size_t nts;
-    unsigned char sig_pending[64];
 
     /* embedding: what prepare_* registered */
     struct { size_t slot; unsigned long gen; int fd; } *emb;

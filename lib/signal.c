@@ -1,6 +1,8 @@
-/* asyncio's add_signal_handler. The process-wide handler only writes the signal
-   number into the watching loop's wake-up pipe; the user's callback runs later,
-   from the loop, where any rill call is allowed. */
+/* asyncio's add_signal_handler. The process-wide handler marks the signal as
+   arrived and wakes the watching loop through its wake-up pipe; the user's
+   callback runs later, from the loop, where any rill call is allowed. The mark,
+   not the pipe byte, is what counts: a pipe full of other wake-ups takes no more
+   bytes, but it is readable, so the loop wakes and finds the mark. */
 #if !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE)
 #define _XOPEN_SOURCE 600   /* SA_RESTART is XSI in POSIX.1-2001 */
 #endif
@@ -21,12 +23,15 @@ typedef struct {
 /* Which loop watches each signal. The handler reads only wake_fd. */
 static sig_watch watches[NSIGS];
 static volatile sig_atomic_t wake_fd[NSIGS];
+static volatile sig_atomic_t arrived[NSIGS];
 static pthread_mutex_t sig_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void on_signal(int signum)
 {
-    if (signum > 0 && signum < NSIGS && wake_fd[signum] > 0)
+    if (signum > 0 && signum < NSIGS && wake_fd[signum] > 0) {
+        arrived[signum] = 1;
         rill__wake((int)wake_fd[signum], (unsigned char)signum);
+    }
 }
 
 int rill_signal_watch(rill_loop *loop, int signum, void (*cb)(int signum, void *ud), void *ud)
@@ -75,7 +80,7 @@ int rill_signal_unwatch(rill_loop *loop, int signum)
         sigaction(signum, &watches[signum].old, NULL);
         wake_fd[signum] = 0;
         memset(&watches[signum], 0, sizeof watches[signum]);
-        loop->sig_pending[signum] = 0;
+        arrived[signum] = 0;
         rill__handle_unref(loop);
     }
     pthread_mutex_unlock(&sig_mu);
@@ -89,11 +94,11 @@ void rill__signal_dispatch(rill_loop *loop)
     for (signum = 1; signum < NSIGS; signum++) {
         void (*cb)(int, void *) = NULL;
         void *ud = NULL;
-        if (!loop->sig_pending[signum])
+        if (!arrived[signum])
             continue;
-        loop->sig_pending[signum] = 0;
         pthread_mutex_lock(&sig_mu);
         if (watches[signum].loop == loop) {
+            arrived[signum] = 0;   /* before the callback: a signal during it runs it again */
             cb = watches[signum].cb;
             ud = watches[signum].ud;
         }

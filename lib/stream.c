@@ -122,7 +122,7 @@ static int wanted_events(const rill_stream *s)
     if (writing_wanted(s))
         ev |= s->wr_want;
     /* An idle write pipe still hears its reader go away. */
-    if (ev == 0 && s->mode == RILL_MODE_WRITE)
+    if (ev == 0 && s->mode == RILL_MODE_WRITE && !(s->flags & S_HUP_DEAF))
         ev = RILL__EV_HUP;
     return ev;
 }
@@ -645,6 +645,23 @@ rill_loop *rill_stream_loop(const rill_stream *s) { return s->loop; }
 
 /* ------------------------------------------------------------- creation */
 
+/* select's "readable" on an idle write-only descriptor: a pipe's write end is
+   readable only when its reader is gone, but a socket's peer may have sent data
+   or EOF, which a peek tells apart without consuming. -errno: hung up; 1: not a
+   hang-up; 0: nothing after all. */
+static int confirm_hangup(rill_stream *s)
+{
+    char c;
+    ssize_t n;
+
+    if (!(s->flags & S_IS_SOCKET))
+        return -EPIPE;
+    n = recv(s->fd, &c, 1, MSG_PEEK);
+    if (n >= 0)
+        return 1;
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -errno;
+}
+
 static void stream_io(rill__io *io, int revents)
 {
     rill_stream *s = rill__container_of(io, rill_stream, io);
@@ -653,8 +670,14 @@ static void stream_io(rill__io *io, int revents)
         s->io_hook(s, revents);
         return;
     }
-    if ((revents & RILL__EV_HUP) && s->mode == RILL_MODE_WRITE && s->wbuf.len == 0) {
-        rill__stream_lost(s, -EPIPE);   /* the pipe's reader went away */
+    if ((revents & (RILL__EV_HUP | RILL__EV_HUP_HINT)) && s->mode == RILL_MODE_WRITE && s->wbuf.len == 0) {
+        int err = revents & RILL__EV_HUP ? -EPIPE : confirm_hangup(s);
+        if (err < 0)
+            rill__stream_lost(s, err);   /* the reader went away */
+        else if (err > 0) {
+            s->flags |= S_HUP_DEAF;
+            rill__stream_update_io(s);
+        }
         return;
     }
     /* The callbacks run below start reads and writes, each of which would set the

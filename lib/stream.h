@@ -81,7 +81,9 @@ enum {
     S_ABORTED      = 1 << 8,
     S_IS_SOCKET    = 1 << 9,
     S_IN_READ_STEP = 1 << 10,  /* read machine running: re-entrant starts only queue */
-    S_IN_IO        = 1 << 11   /* stream_io running: it updates the interest once, at its end */
+    S_IN_IO        = 1 << 11,  /* stream_io running: it updates the interest once, at its end */
+    S_HUP_DEAF     = 1 << 12   /* an idle write-only socket's peer sent data or EOF: select
+                                  cannot hear a hang-up apart from them, the next write will */
 };
 
 struct rill_stream {

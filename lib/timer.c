@@ -71,8 +71,10 @@ int rill__timer_start(rill_timer *t, uint64_t delay_ms)
         loop->heap = h;
         loop->capheap = cap;
     }
-    /* The clock is read now, not the cached iteration time: a timer never fires early. */
-    t->deadline = rill__clock_ms() + delay_ms;
+    /* The clock is read now, not the cached iteration time: a timer never fires early.
+       A delay past the end of the clock saturates: wrapping would fire it at once. */
+    t->deadline = rill__clock_ms();
+    t->deadline = delay_ms > UINT64_MAX - t->deadline ? UINT64_MAX : t->deadline + delay_ms;
     t->seq = loop->timer_seq++;
     loop->heap[loop->nheap] = t;
     t->heap_idx = loop->nheap++;

@@ -14,6 +14,7 @@ int test_error_register(void);
 int test_connect_register(void);
 int test_connect_safety_register(void);
 int test_loop_register(void);
+int test_loop_safety_register(void);
 int test_embed_register(void);
 int test_resolve_register(void);
 int test_buf_register(void);
@@ -30,6 +31,7 @@ static const test_register_fn suites[] = {
     test_connect_register,
     test_connect_safety_register,
     test_loop_register,
+    test_loop_safety_register,
     test_embed_register,
     test_resolve_register,
     test_buf_register,
