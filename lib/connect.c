@@ -12,6 +12,7 @@
  * Addresses that arrive while attempts run join the list. */
 #include "tls.h"
 #include "resolve.h"
+#include "syshooks.h"
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -113,7 +114,7 @@ static void attempt_end(attempt *a)
 
     rill__io_stop(r->loop, &a->io);
     if (a->io.fd >= 0)
-        close(a->io.fd);
+        rill__sys_close(a->io.fd);
     rill__list_unlink(&a->node);
     r->natt--;
     rill__free(a);
@@ -193,7 +194,7 @@ static void won(rill_connect_req *r, attempt *a)
     r->stream = rill__stream_new(r->loop, fd, RILL_MODE_READWRITE, r->limit, &rill__sock_transport);
     if (r->stream == NULL) {
         rc = -errno;
-        close(fd);
+        rill__sys_close(fd);
         complete(r, CONN_FAILED, rc);
         return;
     }
@@ -230,7 +231,7 @@ static void attempt_io(rill__io *io, int revents)
     socklen_t len = sizeof err;
 
     (void)revents;
-    if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+    if (rill__sys_getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err == 0)
         won(r, a);
@@ -272,15 +273,15 @@ static int open_socket(int family)
 {
     int fd;
 #ifdef HAVE_SOCK_CLOEXEC
-    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = rill__sys_socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd >= 0 || errno != EINVAL)
         return fd < 0 ? -errno : fd;
 #endif
-    if ((fd = socket(family, SOCK_STREAM, 0)) < 0)
+    if ((fd = rill__sys_socket(family, SOCK_STREAM, 0)) < 0)
         return -errno;
     if (rill__set_nonblock_cloexec(fd) < 0) {
         int e = errno;
-        close(fd);
+        rill__sys_close(fd);
         return -e;
     }
     return fd;
@@ -294,12 +295,12 @@ static int attempt_socket(rill_connect_req *r, const struct sockaddr_storage *ss
     if ((fd = open_socket(ss->ss_family)) < 0)
         return fd;
     if (r->on_socket != NULL && (rc = r->on_socket(fd, ss->ss_family, r->ud)) != 0) {
-        close(fd);
+        rill__sys_close(fd);
         return rc < 0 ? rc : RILL_EINVAL;
     }
     if (r->locallen > 0 && bind(fd, (struct sockaddr *)&r->local, r->locallen) < 0) {
         rc = -errno;
-        close(fd);
+        rill__sys_close(fd);
         return rc;
     }
     return fd;
@@ -320,7 +321,7 @@ static int start_attempt(rill_connect_req *r)
             goto failed_now;
         }
         if ((a = rill__malloc(sizeof *a)) == NULL) {
-            close(fd);
+            rill__sys_close(fd);
             rc = RILL_ENOMEM;
             goto failed_now;
         }
@@ -331,7 +332,7 @@ static int start_attempt(rill_connect_req *r)
         rill__list_push_back(&r->attempts, &a->node);
         r->natt++;
         do
-            rc = connect(fd, (struct sockaddr *)ss, len);
+            rc = rill__sys_connect(fd, (struct sockaddr *)ss, len);
         while (rc < 0 && errno == EINTR);
         if (rc == 0) {
             won(r, a);

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE 1   /* pipe2() and O_CLOEXEC (README "Portability") */
 #endif
 #include "rill_private.h"
+#include "syshooks.h"
 
 #include <string.h>
 #include <time.h>
@@ -25,6 +26,9 @@ typedef struct soon {
 
 uint64_t rill__clock_ms(void)
 {
+    const rill__sys_hooks *h = rill__sys_hooks_cur;
+    if (h != NULL && h->clock_ms != NULL)
+        return h->clock_ms();
 #if defined(HAVE_CLOCK_GETTIME) && defined(CLOCK_MONOTONIC)
     struct timespec ts;
     if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)

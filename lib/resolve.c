@@ -15,6 +15,7 @@
 #include "rill_private.h"
 #include "resolve.h"
 #include "error.h"
+#include "syshooks.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -396,6 +397,8 @@ int rill__resolve(rill_loop *loop, const char *host, int port, int family, int a
     if (loop == NULL || host == NULL || *host == '\0' || cb == NULL || out == NULL ||
         port < 0 || port > 65535 || (family != AF_INET && family != AF_INET6))
         return RILL_EINVAL;
+    if (rill__sys_hooks_cur != NULL && rill__sys_hooks_cur->resolve != NULL)
+        return rill__sys_hooks_cur->resolve(host, port, family, cb, ud, out);
     hostlen = strlen(host);
     if ((r = rill__calloc(1, sizeof *r + hostlen + 1)) == NULL)
         return RILL_ENOMEM;
@@ -441,6 +444,10 @@ int rill__resolve(rill_loop *loop, const char *host, int port, int family, int a
 
 void rill__resolve_cancel(rill__resolve_req *r)
 {
+    if (rill__sys_hooks_cur != NULL && rill__sys_hooks_cur->resolve_cancel != NULL) {
+        rill__sys_hooks_cur->resolve_cancel(r);
+        return;
+    }
     /* DONE: inside its own callback, which frees it afterwards. */
     if (r == NULL || r->state != RES_QUERY)
         return;

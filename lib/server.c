@@ -26,6 +26,7 @@
 #endif
 #include "stream.h"
 #include "tls.h"
+#include "syshooks.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -643,13 +644,13 @@ static int accept_fd(int lfd, struct sockaddr_storage *peer, socklen_t *plen)
 {
     int fd;
 #ifdef HAVE_ACCEPT4
-    fd = accept4(lfd, (struct sockaddr *)peer, plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    fd = rill__sys_accept4(lfd, (struct sockaddr *)peer, plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0)
         return fd;
     if (errno != ENOSYS)
         return -errno;
 #endif
-    fd = accept(lfd, (struct sockaddr *)peer, plen);
+    fd = rill__sys_accept(lfd, (struct sockaddr *)peer, plen);
     return fd >= 0 ? fd : -errno;   /* rill__stream_new sets O_NONBLOCK and FD_CLOEXEC */
 }
 

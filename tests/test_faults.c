@@ -859,7 +859,9 @@ static ssize_t h_writev(int fd, const struct iovec *iov, int iovcnt)
     return writev(fd, iov, iovcnt);
 }
 
-static const rill__sys_hooks hooks = { h_read, h_recv, h_sendmsg, h_send, h_writev };
+static const rill__sys_hooks hooks = {
+    .read = h_read, .recv = h_recv, .sendmsg = h_sendmsg, .send = h_send, .writev = h_writev
+};
 
 static void faults_on(void)
 {

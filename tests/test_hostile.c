@@ -570,7 +570,7 @@ static ssize_t peek_read(int fd, void *buf, size_t len)
     return n;
 }
 
-static const rill__sys_hooks peek_hooks = { peek_read, NULL, NULL, NULL, NULL };
+static const rill__sys_hooks peek_hooks = { .read = peek_read };
 
 static void endless_line(rill_stream *s, int status, const char *data, size_t len, void *ud)
 {
