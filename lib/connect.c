@@ -298,6 +298,11 @@ static int attempt_socket(rill_connect_req *r, const struct sockaddr_storage *ss
         rill__sys_close(fd);
         return rc < 0 ? rc : RILL_EINVAL;
     }
+    /* on_socket may cancel the connect: nothing more may start then. */
+    if (r->state != CONN_ATTEMPTING) {
+        rill__sys_close(fd);
+        return RILL_ECANCELED;
+    }
     if (r->locallen > 0 && bind(fd, (struct sockaddr *)&r->local, r->locallen) < 0) {
         rc = -errno;
         rill__sys_close(fd);
@@ -313,7 +318,7 @@ static int start_attempt(rill_connect_req *r)
     attempt *a;
     int fd, rc;
 
-    while ((ss = next_addr(r)) != NULL) {
+    while (r->state == CONN_ATTEMPTING && (ss = next_addr(r)) != NULL) {
         socklen_t len = addr_len(ss);
         r->tried++;
         if ((fd = attempt_socket(r, ss)) < 0) {
