@@ -25,6 +25,7 @@ int test_server_register(void);
 int test_tls_register(void);
 int test_faults_register(void);
 int test_hostile_register(void);
+int test_sim_connect_register(void);
 
 static const test_register_fn suites[] = {
     test_error_register,
@@ -42,6 +43,7 @@ static const test_register_fn suites[] = {
     test_tls_register,
     test_faults_register,
     test_hostile_register,
+    test_sim_connect_register,
 };
 
 /* Watchdog: a test that hangs fails the whole run loudly instead of stalling CI. */
