@@ -5,7 +5,7 @@
 # A target that exits 77 skipped itself (fuzz_tls without the openssl command).
 builddir=$1
 srcdir=$2
-for t in read write dns tls; do
+for t in read write dns tls connect; do
   dir="$srcdir/tests/fuzz/corpus/$t"
   log="$builddir/tests/fuzz/replay-$t.log"
   # shellcheck disable=SC2046

@@ -1,6 +1,6 @@
 #!/bin/sh
 # make fuzz (configured with --enable-fuzz): each libFuzzer target for SECONDS.
-# Usage: run.sh BUILDDIR SRCDIR SECONDS [TARGET...]   (targets: read write dns tls)
+# Usage: run.sh BUILDDIR SRCDIR SECONDS [TARGET...]   (targets: read write dns tls connect)
 #
 # New inputs go to BUILDDIR/tests/fuzz/work/<target>/ (the committed seed corpus in
 # SRCDIR/tests/fuzz/corpus/<target>/ is only read); a crash, leak or hang is written to
@@ -11,7 +11,7 @@ builddir=$1
 srcdir=$2
 seconds=${3:-60}
 shift 3 || shift $#
-targets=${*:-read write dns tls}
+targets=${*:-read write dns tls connect}
 # c-ares 1.18's own hosts-file leak (see tests/lsan.supp) is not ours.
 LSAN_OPTIONS="suppressions=$srcdir/tests/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export LSAN_OPTIONS
@@ -26,6 +26,7 @@ for t in $targets; do
     write) maxlen=512 ;;
     dns) maxlen=4096 ;;
     tls) maxlen=4096 ;;
+    connect) maxlen=256 ;;
     *) echo "run.sh: unknown target $t" >&2; exit 2 ;;
   esac
   work="$builddir/tests/fuzz/work/$t"
