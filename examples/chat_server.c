@@ -45,7 +45,7 @@ struct app {
     rill_server *server;
     struct client room;      /* list head: room.next is the first client */
     size_t max;
-    int stopping, exit_code;
+    int exit_code;
     char where[300];         /* the address asked for, for error messages */
 };
 
@@ -121,37 +121,16 @@ static void on_client(rill_server *srv, rill_stream *s, void *ud)
         leave(c);
 }
 
-/* Stop watching the signals (they would keep the loop alive) and close the
-   server: it closes every client, whose pending read then ends and frees it. */
-static void stop(struct app *app)
+/* Runs from the loop, not from the signal handler, so any rill call is allowed.
+   Closing the server closes every client, whose pending read then ends and frees
+   it; with the signals unwatched the loop ends by itself. */
+static void on_signal(int signum, void *ud)
 {
-    if (app->stopping)
-        return;
-    app->stopping = 1;
+    struct app *app = ud;
+    (void)signum;
     rill_signal_unwatch(app->loop, SIGINT);
     rill_signal_unwatch(app->loop, SIGTERM);
     rill_server_close(app->server, NULL, NULL);
-}
-
-/* Runs from the loop, not from the signal handler: any rill call is allowed. */
-static void on_signal(int signum, void *ud)
-{
-    (void)signum;
-    stop(ud);
-}
-
-static void on_listening(rill_server *srv, int status, void *ud)
-{
-    struct app *app = ud;
-    char addr[256];
-    if (status < 0) {
-        fprintf(stderr, "error: listen on %s: %s\n", app->where, rill_strerror(status));
-        app->exit_code = 1;
-        stop(app);
-        return;
-    }
-    rill_server_sockname(srv, 0, addr, sizeof addr);
-    printf("Serving on %s\n", addr);
 }
 
 static int bad_arg(const char *what, const char *arg)
@@ -175,7 +154,7 @@ int main(int argc, char **argv)
     struct app app = {0};
     const char *host = "127.0.0.1", *path = NULL;
     long port = 8888;
-    char *end;
+    char *end, addr[256];
     int i, rc;
 
     setvbuf(stdout, NULL, _IOLBF, 0);   /* `Serving on` must reach a pipe at once */
@@ -227,14 +206,18 @@ int main(int argc, char **argv)
     if (app.server == NULL) {
         fprintf(stderr, "error: server on %s: %s\n", app.where, rill_strerror(-errno));
         app.exit_code = 1;
+    } else if ((rc = rill_server_bind(app.server)) < 0 ||
+               (rc = rill_server_start_serving(app.server, NULL, NULL)) < 0) {
+        /* Bound now, synchronously: the error is known here, no callback needed. */
+        fprintf(stderr, "error: listen on %s: %s\n", app.where, rill_strerror(rc));
+        rill_server_close(app.server, NULL, NULL);
+        app.exit_code = 1;
+        rill_loop_run(app.loop);
     } else {
+        rill_server_sockname(app.server, 0, addr, sizeof addr);
+        printf("Serving on %s\n", addr);
         rill_signal_watch(app.loop, SIGINT, on_signal, &app);
         rill_signal_watch(app.loop, SIGTERM, on_signal, &app);
-        if ((rc = rill_server_start_serving(app.server, on_listening, &app)) < 0) {
-            fprintf(stderr, "error: listen on %s: %s\n", app.where, rill_strerror(rc));
-            app.exit_code = 1;
-            stop(&app);
-        }
         rill_loop_run(app.loop);
     }
     rill_loop_free(app.loop);

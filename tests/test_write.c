@@ -711,6 +711,14 @@ static void test_write_buffer_limits(void)
 
 #define WMAX 16384u
 
+/* A stream over a unix pair whose socket takes little (4 KiB), so writes buffer. */
+static rill_stream *small_socket_stream(rill_loop *loop, int sv[2])
+{
+    unix_pair(SOCK_STREAM, sv);
+    set_buf(sv[0], SO_SNDBUF, 4096);
+    return adopt(loop, sv[0]);
+}
+
 /* Writes len bytes of data from *at; on success *at advances. */
 static int write_from(rill_stream *s, const unsigned char *data, size_t *at, size_t len)
 {
@@ -738,9 +746,7 @@ static void test_write_buffer_max_all_or_nothing(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     CU_ASSERT_PTR_NOT_NULL_FATAL(got);
     fill_random(data, N, 11);
-    unix_pair(SOCK_STREAM, sv);
-    set_buf(sv[0], SO_SNDBUF, 4096);
-    s = adopt(loop, sv[0]);
+    s = small_socket_stream(loop, sv);
     log_reset();
     CU_ASSERT_EQUAL(rill_set_write_buffer_max(s, WMAX), 0);
 
@@ -827,9 +833,7 @@ static void test_write_buffer_max_setter(void)
     CU_ASSERT_EQUAL(rill_write(w, "xy", 2, NULL, NULL), RILL_ENOBUFS);
     CU_ASSERT_EQUAL(rill_write(w, "x", 1, NULL, NULL), 0);
 
-    unix_pair(SOCK_STREAM, sv);
-    set_buf(sv[0], SO_SNDBUF, 4096);
-    s = adopt(loop, sv[0]);
+    s = small_socket_stream(loop, sv);
     CU_ASSERT_EQUAL(rill_set_write_buffer_max(s, 100), 0);
     CU_ASSERT_EQUAL(rill_write(s, data, N, NULL, NULL), RILL_ENOBUFS);
     CU_ASSERT_EQUAL(rill_set_write_buffer_max(s, 0), 0);
