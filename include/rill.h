@@ -166,6 +166,11 @@ int  rill_write_eof(rill_stream *s);
 int  rill_can_write_eof(const rill_stream *s);
 int  rill_set_write_buffer_limits(rill_stream *s, size_t high, size_t low);
 size_t rill_get_write_buffer_size(const rill_stream *s);
+/* A hard cap for slow readers: a write that could take the buffer above bytes
+   fails with RILL_ENOBUFS and queues nothing (all or nothing: the stream stays
+   usable, no message is ever half sent). 0: unlimited, the default (asyncio).
+   RILL_EMODE on a read-only stream. */
+int  rill_set_write_buffer_max(rill_stream *s, size_t bytes);
 
 /* Graceful close: flush, then close; cb runs when fully closed (may be NULL). */
 int  rill_close(rill_stream *s, rill_done_cb cb, void *ud);

@@ -323,6 +323,26 @@ static int write_check(const rill_stream *s)
     return 0;
 }
 
+/* RILL_ENOBUFS when the write could take the buffer above the maximum. Judged
+   before anything is sent, as if the descriptor took nothing: the socket cannot
+   give back what it took, so a refused write must not have started. Counting
+   down the room never overflows, however the lengths add up. */
+static int max_check(const rill_stream *s, const struct iovec *iov, int iovcnt)
+{
+    size_t room;
+    int i;
+
+    if (s->wmax == 0)
+        return 0;
+    room = s->wbuf.len < s->wmax ? s->wmax - s->wbuf.len : 0;
+    for (i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > room)
+            return RILL_ENOBUFS;
+        room -= iov[i].iov_len;
+    }
+    return 0;
+}
+
 /* Sends what the descriptor takes now and buffers the rest. */
 static int write_iov(rill_stream *s, const struct iovec *iov, int iovcnt)
 {
@@ -386,6 +406,8 @@ int rill_writelines(rill_stream *s, const struct iovec *iov, int iovcnt, rill_do
         return rc;
     if (iovcnt < 0 || (iov == NULL && iovcnt > 0))
         return RILL_EINVAL;
+    if ((rc = max_check(s, iov, iovcnt)) < 0)
+        return rc;
     /* The drain waiter is made first, so a failed allocation loses no written byte. */
     if (cb != NULL && (rc = waiter_add(s, &s->drains, cb, ud)) < 0)
         return rc;
@@ -442,6 +464,16 @@ int rill_set_write_buffer_limits(rill_stream *s, size_t high, size_t low)
     s->low = low;
     write_step(s);
     write_step(s);   /* FLOWING may pause and, with the new low, resume at once */
+    return 0;
+}
+
+int rill_set_write_buffer_max(rill_stream *s, size_t bytes)
+{
+    if (s == NULL)
+        return RILL_EINVAL;
+    if (!(s->mode & RILL_MODE_WRITE))
+        return RILL_EMODE;
+    s->wmax = bytes;
     return 0;
 }
 

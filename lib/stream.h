@@ -113,6 +113,7 @@ struct rill_stream {
     rill__write_state wstate;
     rill__buf wbuf;
     size_t high, low;
+    size_t wmax;                 /* rill_set_write_buffer_max; 0: unlimited */
     rill__list drains;           /* rill__waiter */
     rill__list spare;            /* reusable waiters: no allocation per write in steady state */
     rill__task drain_task;

@@ -707,6 +707,172 @@ static void test_write_buffer_limits(void)
     free(data);
 }
 
+/* ================================================= the write buffer maximum */
+
+#define WMAX 16384u
+
+/* A stream over a unix pair whose socket takes little (4 KiB), so writes buffer. */
+static rill_stream *small_socket_stream(rill_loop *loop, int sv[2])
+{
+    unix_pair(SOCK_STREAM, sv);
+    set_buf(sv[0], SO_SNDBUF, 4096);
+    return adopt(loop, sv[0]);
+}
+
+/* Writes len bytes of data from *at; on success *at advances. */
+static int write_from(rill_stream *s, const unsigned char *data, size_t *at, size_t len)
+{
+    int rc = rill_write(s, data + *at, len, NULL, NULL);
+    if (rc == 0)
+        *at += len;
+    return rc;
+}
+
+/* Over the maximum a write fails with RILL_ENOBUFS and queues nothing, even when
+   the socket had room for part of it; the buffer never holds more than the
+   maximum; the stream stays usable, and once the peer reads, writes go on with
+   every accepted byte delivered once, in order. */
+static void test_write_buffer_max_all_or_nothing(void)
+{
+    rill_loop *loop = test_loop_new(0);
+    const size_t N = 256 * 1024;
+    unsigned char *data = malloc(N), *got = calloc(1, N), probe[16];
+    size_t at = 0, b, room;
+    struct iovec iov[2];
+    int sv[2], i, rc = 0;
+    rill_stream *s;
+    sink k;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    fill_random(data, N, 11);
+    s = small_socket_stream(loop, sv);
+    log_reset();
+    CU_ASSERT_EQUAL(rill_set_write_buffer_max(s, WMAX), 0);
+
+    /* Larger than the maximum: refused whole, though the socket is empty. */
+    CU_ASSERT_EQUAL(CALL(write_from(s, data, &at, WMAX + 1)), RILL_ENOBUFS);
+    CU_ASSERT_EQUAL(CALL(rill_write(s, data, WMAX + 1, done_cb, TAG(EV_DRAIN, 1))), RILL_ENOBUFS);
+    iov[0].iov_base = data;
+    iov[0].iov_len = WMAX / 2 + 1;
+    iov[1].iov_base = data + WMAX / 2 + 1;
+    iov[1].iov_len = WMAX / 2;
+    CU_ASSERT_EQUAL(CALL(rill_writelines(s, iov, 2, done_cb, TAG(EV_DRAIN, 2))), RILL_ENOBUFS);
+    CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), 0);
+    CU_ASSERT_EQUAL(read_now(sv[1], probe, sizeof probe), 0);   /* not one byte sent */
+    CU_ASSERT_EQUAL(rill_is_closing(s), 0);
+
+    /* Exactly the maximum is allowed: the lines go out as one. */
+    iov[1].iov_len = WMAX / 2 - 1;
+    CU_ASSERT_EQUAL(rill_writelines(s, iov, 2, NULL, NULL), 0);
+    at = WMAX;
+    /* Fill until refused: the buffer never passes the maximum, and a refused
+       write leaves it as it was. */
+    for (i = 0; i < 100 && (rc = write_from(s, data, &at, 1000)) == 0; i++)
+        CU_ASSERT(rill_get_write_buffer_size(s) <= WMAX);
+    CU_ASSERT_EQUAL(rc, RILL_ENOBUFS);
+    b = rill_get_write_buffer_size(s);
+    CU_ASSERT(b > WMAX - 1000 && b <= WMAX);
+    room = WMAX - b;
+    CU_ASSERT_EQUAL(write_from(s, data, &at, room + 1), RILL_ENOBUFS);
+    CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), b);
+    CU_ASSERT_EQUAL(write_from(s, data, &at, room), 0);
+    CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), WMAX);
+    CU_ASSERT_EQUAL(write_from(s, data, &at, 1), RILL_ENOBUFS);
+    CU_ASSERT_EQUAL(rill_write(s, data, 0, NULL, NULL), 0);   /* nothing to add always fits */
+    CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), WMAX);
+    CU_ASSERT_EQUAL(rill_is_closing(s), 0);
+
+    /* The peer reads: the stream takes writes again, and its drains work. */
+    sink_init(&k, loop, sv[1]);
+    k.keep = got;
+    k.keepcap = N;
+    sink_watch(&k);
+    RUN_UNTIL(loop, k.total >= at, 5000);
+    CU_ASSERT_EQUAL(k.total, at);
+    CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), 0);
+    CU_ASSERT_EQUAL(CALL(rill_write(s, data + at, 1000, done_cb, TAG(EV_DRAIN, 3))), 0);
+    at += 1000;
+    RUN_UNTIL(loop, k.total >= at && log_count(EV_DRAIN) == 1, 5000);
+    CU_ASSERT_EQUAL(k.total, at);
+    CU_ASSERT_EQUAL(memcmp(got, data, at), 0);
+    CU_ASSERT_EQUAL(log_count(EV_DRAIN), 1);   /* the refused writes never called back */
+    CU_ASSERT_EQUAL(log_get(EV_DRAIN, 3)->status, 0);
+
+    sink_stop(&k);
+    close_stream(loop, s);
+    test_loop_finish(loop);
+    close(sv[1]);
+    free(data);
+    free(got);
+}
+
+/* The setter: RILL_EINVAL without a stream, RILL_EMODE on a read-only one; 0 is
+   unlimited again; a maximum below what is already buffered keeps those bytes
+   and refuses more until the peer has read; lengths whose sum wraps around are
+   refused, not added. */
+static void test_write_buffer_max_setter(void)
+{
+    rill_loop *loop = test_loop_new(0);
+    const size_t N = 1u << 20;
+    unsigned char *data = malloc(N);
+    struct iovec iov[2];
+    int sv[2], p[2];
+    rill_stream *s, *r = NULL, *w = NULL;
+    size_t b;
+    sink k;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+    fill_random(data, N, 12);
+    CU_ASSERT_EQUAL(rill_set_write_buffer_max(NULL, 1), RILL_EINVAL);
+    CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+    CU_ASSERT_EQUAL_FATAL(rill_connect_read_pipe(loop, p[0], 0, &r), 0);
+    CU_ASSERT_EQUAL_FATAL(rill_connect_write_pipe(loop, p[1], 0, &w), 0);
+    CU_ASSERT_EQUAL(rill_set_write_buffer_max(r, 1), RILL_EMODE);
+    CU_ASSERT_EQUAL(rill_set_write_buffer_max(w, 1), 0);
+    CU_ASSERT_EQUAL(rill_write(w, "xy", 2, NULL, NULL), RILL_ENOBUFS);
+    CU_ASSERT_EQUAL(rill_write(w, "x", 1, NULL, NULL), 0);
+
+    s = small_socket_stream(loop, sv);
+    CU_ASSERT_EQUAL(rill_set_write_buffer_max(s, 100), 0);
+    CU_ASSERT_EQUAL(rill_write(s, data, N, NULL, NULL), RILL_ENOBUFS);
+    CU_ASSERT_EQUAL(rill_set_write_buffer_max(s, 0), 0);
+    CU_ASSERT_EQUAL(rill_write(s, data, N, NULL, NULL), 0);   /* unlimited: buffered */
+    b = rill_get_write_buffer_size(s);
+    CU_ASSERT(b > N / 2);
+
+    CU_ASSERT_EQUAL(rill_set_write_buffer_max(s, b / 2), 0);
+    CU_ASSERT_EQUAL(rill_write(s, "z", 1, NULL, NULL), RILL_ENOBUFS);
+    CU_ASSERT_EQUAL(rill_write(s, "z", 0, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), b);
+    CU_ASSERT_EQUAL(rill_is_closing(s), 0);
+
+    CU_ASSERT_EQUAL(rill_set_write_buffer_max(s, (size_t)-1), 0);
+    iov[0].iov_base = data;
+    iov[0].iov_len = (size_t)-1 - b;
+    iov[1].iov_base = data;
+    iov[1].iov_len = 2;
+    CU_ASSERT_EQUAL(rill_writelines(s, iov, 2, NULL, NULL), RILL_ENOBUFS);
+    CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), b);
+
+    CU_ASSERT_EQUAL(rill_set_write_buffer_max(s, b / 2), 0);
+    sink_init(&k, loop, sv[1]);
+    sink_watch(&k);
+    RUN_UNTIL(loop, k.total >= N, 5000);
+    CU_ASSERT_EQUAL(k.total, N);
+    CU_ASSERT_EQUAL(rill_write(s, "z", 1, NULL, NULL), 0);
+    RUN_UNTIL(loop, k.total >= N + 1, 3000);
+    CU_ASSERT_EQUAL(k.total, N + 1);
+
+    sink_stop(&k);
+    close_stream(loop, s);
+    close_stream(loop, r);
+    close_stream(loop, w);
+    test_loop_finish(loop);
+    close(sv[1]);
+    free(data);
+}
+
 /* write_eof half-closes after the buffered bytes: the peer reads them all, then
    EOF, answers and closes; the stream still reads the answer, then EOF. */
 static void write_eof_then_reply(int tcp)
@@ -1202,6 +1368,8 @@ int test_write_register(void)
         { "drains above high wait for low and are released together", test_drain_waits_for_low },
         { "a drain answered below high stays answered after a big write", test_drain_answered_stays_answered },
         { "set_write_buffer_limits: EINVAL, (0,0) waits for empty, custom low", test_write_buffer_limits },
+        { "write buffer max: over it ENOBUFS, nothing queued, usable after the peer reads", test_write_buffer_max_all_or_nothing },
+        { "write buffer max: EINVAL, EMODE, 0 unlimited, lowered below the buffer, no wrap", test_write_buffer_max_setter },
         { "write_eof then read the answer (unix)", test_write_eof_unix },
         { "write_eof then read the answer (tcp)", test_write_eof_tcp },
         { "pipes: modes, EMODE both ways, no write_eof", test_pipe_modes },

@@ -10,10 +10,12 @@ system's DNS. Each check prints one line; the last line is `N passed, N failed`.
 and they fail while TLS is not built).
 """
 import asyncio
+import hashlib
 import http.server
 import os
 import queue
 import random
+import re
 import shutil
 import signal
 import socket
@@ -268,6 +270,18 @@ def make_pki(tmp):
     return tuple(os.path.join(tmp, n) for n in ("ca.pem", "server.pem", "server.key"))
 
 
+def proc_status_kib(pid, field):
+    """VmRSS, VmHWM, ... of a process, in KiB, from /proc (None where there is none)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 # ---------------------------------------------------------------- checks
 
 
@@ -316,8 +330,9 @@ class Runner:
 
     def cli(self):
         usage_args = {"echo_client": [], "echo_server": ["--mode", "sideways"], "http_headers": [],
-                      "wait_for_data": ["extra"], "select_embed": ["127.0.0.1"]}
-        for name in ("echo_client", "echo_server", "http_headers", "wait_for_data", "select_embed"):
+                      "wait_for_data": ["extra"], "select_embed": ["127.0.0.1"], "chat_server": ["--max", "0"]}
+        for name in ("echo_client", "echo_server", "http_headers", "wait_for_data", "select_embed",
+                     "chat_server"):
             def help_(name=name):
                 rc, out, err = run(self.prog(name, "--help"))
                 expect_eq(rc, 0, "exit code")
@@ -617,6 +632,114 @@ class Runner:
             return err[0]
         self.check("http_headers https:// without the test CA exits 1 with error:", untrusted)
 
+    # ------------------------------------------------------ chat_server
+
+    def chat_server(self, max_bytes=256 * 1024, total=24 << 20, readers=20, bound_kib=8192):
+        """readers clients get every line while one client never reads; the server's
+        memory stays within bound_kib of where it started. Returns the figures."""
+        srv = start(self.prog("chat_server", "--port", "0", "--max", str(max_bytes)))
+        port = int(serving_addr(srv).rsplit(":", 1)[1])
+        socks = []
+
+        def connect(rcvbuf=0):
+            s = socket.socket()
+            if rcvbuf:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            s.settimeout(TIMEOUT)
+            s.connect(("127.0.0.1", port))
+            socks.append(s)
+            return s
+        try:
+            slow = connect(rcvbuf=16384)
+            fast = [connect() for _ in range(readers)]
+            # Accepted in the order they connected: every other client is in the
+            # room before the sender's first line is read.
+            sender = connect()
+            hashes, got = [hashlib.sha256() for _ in fast], [0] * len(fast)
+            sent, sent_hash, lines, rng = [], hashlib.sha256(), 0, random.Random(15)
+
+            def push(batch):
+                sender.sendall(batch)
+                sent.append(batch)
+                sent_hash.update(batch)
+                want = sum(len(b) for b in sent)
+                for i, s in enumerate(fast):
+                    while got[i] < want:
+                        b = s.recv(min(65536, want - got[i]))
+                        expect(b, "reader %d: EOF after %d of %d bytes" % (i, got[i], want))
+                        hashes[i].update(b)
+                        got[i] += len(b)
+            push(b"hello\n")
+            lines = 1
+            start_kib = proc_status_kib(srv.proc.pid, "VmRSS")
+            expect(start_kib is not None, "no VmRSS in /proc/%d/status" % srv.proc.pid)
+            pushed = 6
+            while pushed < total:
+                batch = []
+                for _ in range(48):
+                    n = rng.randrange(40, 2000)
+                    batch.append(b"%07d %s\n" % (lines, b"m" * n))
+                    lines += 1
+                batch = b"".join(batch)
+                push(batch)
+                pushed += len(batch)
+            hwm = proc_status_kib(srv.proc.pid, "VmHWM")
+            for i in range(len(fast)):
+                expect(hashes[i].digest() == sent_hash.digest(), "reader %d: the bytes differ" % i)
+            expect(hwm - start_kib < bound_kib, "server VmHWM %d KiB, %d KiB above its start (%d KiB) "
+                   "with one client not reading: want < %d KiB" % (hwm, hwm - start_kib, start_kib, bound_kib))
+            # The non-reader reads at last: whole lines in the order they were said,
+            # each gap announced by a notice, and a notice before the next line.
+            slow.settimeout(0.5)
+            have = bytearray()
+            try:
+                while True:
+                    b = slow.recv(65536)
+                    if not b:
+                        break
+                    have += b
+            except socket.timeout:
+                pass
+            slow.settimeout(TIMEOUT)
+            sender.sendall(b"last\n")
+            said = b"".join(sent).split(b"\n")[:-1] + [b"last"]
+            got_lines, want = [], b"last\n"
+            while not have.endswith(want):
+                b = slow.recv(65536)
+                expect(b, "the non-reader: EOF before the last line")
+                have += b
+            got_lines = bytes(have).split(b"\n")[:-1]
+            at, skipped, gaps = 0, 0, 0
+            for ln in got_lines:
+                m = re.match(rb"\*\*\* (\d+) lines skipped$", ln)
+                if m:
+                    expect(at + int(m.group(1)) < len(said), "a notice skips past the end")
+                    at += int(m.group(1))
+                    skipped += int(m.group(1))
+                    gaps += 1
+                    continue
+                expect(at < len(said) and ln == said[at],
+                       "non-reader line %d is not line %d as said" % (got_lines.index(ln), at))
+                at += 1
+            expect_eq(at, len(said), "lines the non-reader got or was told it missed")
+            expect(gaps > 0, "the non-reader missed no line: the cap was never reached")
+        finally:
+            for s in socks:
+                s.close()
+        expect_eq(srv.stop(), 0, "exit code after SIGTERM")
+        expect_eq(srv.err, [], "stderr")
+        out = srv.out[1:]
+        expect(len(out) == 2 * gaps and all(
+            a.startswith("Skipping 127.0.0.1:") and b.startswith("Resuming 127.0.0.1:") and
+            b.endswith(" skipped lines") for a, b in zip(out[::2], out[1::2])), "stdout %r" % out)
+        return "%d readers got %.1f MiB each; server VmHWM %d KiB (VmRSS %d KiB at the start); " \
+               "the non-reader got %.1f MiB, %d lines skipped in %d gaps" % (
+                   readers, pushed / 1048576.0, hwm, start_kib, len(have) / 1048576.0, skipped, gaps)
+
+    def chat(self):
+        self.check("chat_server --max 256 KiB: 20 readers get every line of 24 MiB, one never reads, "
+                   "memory bounded", self.chat_server)
+
     # ------------------------------------------- wait_for_data, select_embed
 
     def others(self):
@@ -658,6 +781,7 @@ def main():
         r.echo_client()
         r.echo_server()
         r.http_headers()
+        r.chat()
         r.others()
     finally:
         for p in started:
