@@ -86,11 +86,33 @@ static int adopt(rill_loop *loop, int fd, peer *p)
     return p->adopted == 1 ? 0 : -1;
 }
 
-/* A connected pair of plain streams over a socketpair. */
-static int pair_new(rill_loop *loop, peer *cli, peer *srv)
+/* A connected TCP pair on 127.0.0.1: what a reset needs (AF_UNIX has none). */
+static int tcp_socketpair(int sv[2])
+{
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof sin;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+    sv[0] = sv[1] = -1;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (lfd >= 0 && bind(lfd, (struct sockaddr *)&sin, sizeof sin) == 0 && listen(lfd, 1) == 0
+        && getsockname(lfd, (struct sockaddr *)&sin, &sl) == 0 && (sv[0] = socket(AF_INET, SOCK_STREAM, 0)) >= 0
+        && connect(sv[0], (struct sockaddr *)&sin, sizeof sin) == 0)
+        sv[1] = accept(lfd, NULL, NULL);
+    if (lfd >= 0)
+        close(lfd);
+    if (sv[1] < 0 && sv[0] >= 0)
+        close(sv[0]);
+    return sv[1] < 0 ? -1 : 0;
+}
+
+/* A connected pair of plain streams over a socketpair, or TCP on loopback. */
+static int pair_new_on(rill_loop *loop, peer *cli, peer *srv, int tcp)
 {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+    if (tcp ? tcp_socketpair(sv) < 0 : socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
         return -1;
     if (adopt(loop, sv[0], cli) < 0) {
         close(sv[0]);
@@ -102,6 +124,11 @@ static int pair_new(rill_loop *loop, peer *cli, peer *srv)
         return -1;
     }
     return 0;
+}
+
+static int pair_new(rill_loop *loop, peer *cli, peer *srv)
+{
+    return pair_new_on(loop, cli, srv, 0);
 }
 
 static void on_hs(rill_stream *s, int status, void *ud)
@@ -183,19 +210,24 @@ typedef struct tls_pair {
     peer cli, srv;
 } tls_pair;
 
-static int tls_pair_open(tls_pair *tp, const test_certs *c)
+static int tls_pair_open_on(tls_pair *tp, const test_certs *c, int tcp)
 {
     memset(tp, 0, sizeof *tp);
     tp->loop = test_loop_new(0);
     tp->ctls = client_ctx(c, 0, NULL);
     tp->stls = server_ctx(c->server, c->key, 0, NULL, NULL, 0);
-    if (pair_new(tp->loop, &tp->cli, &tp->srv) < 0)
+    if (pair_new_on(tp->loop, &tp->cli, &tp->srv, tcp) < 0)
         return -1;
     if (!handshake(tp->loop, &tp->cli, tp->ctls, "localhost", &tp->srv, tp->stls))
         return -1;
     CU_ASSERT_EQUAL(tp->cli.hs_status, 0);
     CU_ASSERT_EQUAL(tp->srv.hs_status, 0);
     return tp->cli.hs_status == 0 && tp->srv.hs_status == 0 ? 0 : -1;
+}
+
+static int tls_pair_open(tls_pair *tp, const test_certs *c)
+{
+    return tls_pair_open_on(tp, c, 0);
 }
 
 static void tls_pair_finish(tls_pair *tp)
@@ -926,6 +958,38 @@ static void test_truncation(void)
     tls_pair_finish(&tp);
 }
 
+/* A reset after data is a truncated stream, never a clean end: only close_notify is EOF. */
+static void test_reset_after_data(void)
+{
+    const test_certs *c = certs_or_skip();
+    tls_pair tp;
+    reader r, r2;
+    struct linger lg;
+
+    if (c == NULL)
+        return;
+    memset(&r, 0, sizeof r);
+    memset(&r2, 0, sizeof r2);
+    lg.l_onoff = 1;
+    lg.l_linger = 0;
+    if (tls_pair_open_on(&tp, c, 1) == 0) {
+        CU_ASSERT_EQUAL(rill_write(tp.srv.s, "data", 4, NULL, NULL), 0);
+        CU_ASSERT_EQUAL(rill_readexactly(tp.cli.s, 4, read_all_cb, &r2), 0);
+        wait_flag(tp.loop, &r2.done, WAIT_MS);
+        CU_ASSERT_EQUAL(r2.status, 0);
+        CU_ASSERT_EQUAL(rill_read(tp.cli.s, -1, read_all_cb, &r), 0);
+        /* linger 0: the close sends RST, no close_notify and no FIN */
+        CU_ASSERT_EQUAL(setsockopt(rill_fileno(tp.srv.s), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+        rill_abort(tp.srv.s);
+        tp.srv.s = NULL;
+        wait_flag(tp.loop, &r.done, WAIT_MS);
+        CU_ASSERT_EQUAL(r.done, 1);
+        CU_ASSERT_EQUAL(r.status, -ECONNRESET);
+        CU_ASSERT_EQUAL(r.at_eof, 0);
+    }
+    tls_pair_finish(&tp);
+}
+
 static void test_write_eof_mode(void)
 {
     const test_certs *c = certs_or_skip();
@@ -1111,6 +1175,19 @@ static void test_versions(void)
 
 /* ---------------------------------------------------------- extra info */
 
+/* "NAME VERSION BITS": the secret bits the cipher's name promises. */
+static int cipher_bits_match(const char *text)
+{
+    const char *sp = strrchr(text, ' ');
+    int bits = sp != NULL ? atoi(sp + 1) : 0;
+    int want = strstr(text, "AES_128") != NULL || strstr(text, "AES128") != NULL ? 128
+             : strstr(text, "AES_256") != NULL || strstr(text, "AES256") != NULL
+               || strstr(text, "CHACHA20") != NULL ? 256 : -1;
+    if (getenv("RILL_TEST_VERBOSE") != NULL)
+        fprintf(stderr, "[cipher %s]\n", text);
+    return want > 0 && bits == want;
+}
+
 static void test_extra_info(void)
 {
     const test_certs *c = certs_or_skip();
@@ -1133,6 +1210,9 @@ static void test_extra_info(void)
         CU_ASSERT(rill_get_extra_info(tp.cli.s, "cipher", buf, sizeof buf) > 0);
         CU_ASSERT_PTR_NOT_NULL(strstr(buf, "TLSv1."));
         CU_ASSERT(rill_get_extra_info(tp.srv.s, "cipher", buf, sizeof buf) > 0);
+        CU_ASSERT(cipher_bits_match(buf));
+        CU_ASSERT(rill_get_extra_info(tp.cli.s, "cipher", buf, sizeof buf) > 0);
+        CU_ASSERT(cipher_bits_match(buf));
         CU_ASSERT_EQUAL(rill_get_extra_info(tp.cli.s, "compression", buf, sizeof buf), -ENOENT);
         CU_ASSERT_EQUAL(rill_get_extra_info(tp.cli.s, "cipher", tiny, sizeof tiny), RILL_ENOBUFS);
         CU_ASSERT_STRING_EQUAL(tiny, "");
@@ -1495,6 +1575,7 @@ int test_tls_register(void)
         { "abort_during_handshake", test_abort_during_handshake },
         { "close_notify_from_server", test_close_notify_from_server },
         { "truncation", test_truncation },
+        { "reset_after_data", test_reset_after_data },
         { "write_eof_mode", test_write_eof_mode },
         { "alpn", test_alpn },
         { "client_cert_required", test_client_cert_required },
