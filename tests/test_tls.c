@@ -267,6 +267,9 @@ static void test_ctx_errors(void)
     CU_ASSERT_PTR_NULL(rill_tls_client_new(&o));
     CU_ASSERT_EQUAL(errno, -RILL_ECERT);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, c->key));
+    /* about the CA file, not about a peer's certificate */
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "no CA certificate"));
+    CU_ASSERT_PTR_NULL(strstr(err, "peer"));
 
     /* a cipher list wolfSSL refuses */
     memset(&o, 0, sizeof o);
@@ -732,6 +735,104 @@ static void test_verify_failures(void)
     CU_ASSERT_EQUAL(st, RILL_ECERT);
     CU_ASSERT_PTR_NOT_NULL(strstr(r_ip, "IP address mismatch"));
     CU_ASSERT(strcmp(r_unknown, r_name) != 0 && strcmp(r_name, r_expired) != 0 && strcmp(r_unknown, r_expired) != 0);
+}
+
+/* ------------------------------------------------ why a connect failed */
+
+typedef struct connect_result {
+    int done, status;
+} connect_result;
+
+static void on_connected(rill_stream *s, int status, void *ud)
+{
+    connect_result *cr = ud;
+    if (s != NULL)
+        rill_abort(s);
+    cr->status = status;
+    cr->done = 1;
+}
+
+static void on_tls_client(rill_server *srv, rill_stream *s, void *ud)
+{
+    (void)srv;
+    (void)ud;
+    rill_abort(s);
+}
+
+static void on_server_closed(rill_server *srv, int status, void *ud)
+{
+    (void)srv;
+    (void)status;
+    *(int *)ud = 1;
+}
+
+/* rill_connect to a TLS server on 127.0.0.1 presenting cert (port: that server's;
+   0: a port nobody listens on); the status, and errbuf as the program sees it. */
+static int connect_why(const test_certs *c, const char *cert, char *errbuf, size_t len)
+{
+    rill_loop *loop = test_loop_new(0);
+    rill_tls *ctls = client_ctx(c, 0, NULL);
+    rill_tls *stls = cert != NULL ? server_ctx(cert, c->key, 0, NULL, NULL, 0) : NULL;
+    rill_server_opts so;
+    rill_connect_opts co;
+    rill_server *srv = NULL;
+    connect_result cr;
+    int port = 1, closed = 0;   /* port 1: nothing listens there on loopback */
+
+    memset(&so, 0, sizeof so);
+    memset(&co, 0, sizeof co);
+    memset(&cr, 0, sizeof cr);
+    so.tls = stls;
+    if (stls != NULL) {
+        srv = rill_server_new(loop, "127.0.0.1", 0, &so, on_tls_client, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+        CU_ASSERT_EQUAL(rill_server_start_serving(srv, NULL, NULL), 0);
+        port = rill_server_port(srv);
+    }
+    co.tls = ctls;
+    co.server_hostname = "localhost";
+    co.flags = AI_NUMERICHOST;
+    co.errbuf = errbuf;
+    co.errbuf_len = len;
+    cr.status = 1;
+    CU_ASSERT_EQUAL(rill_connect(loop, "127.0.0.1", port, &co, on_connected, &cr, NULL), 0);
+    wait_flag(loop, &cr.done, WAIT_MS);
+    CU_ASSERT_EQUAL(cr.done, 1);
+    if (getenv("RILL_TEST_VERBOSE") != NULL)
+        fprintf(stderr, "[connect to %s: %s: %s]\n", cert != NULL ? cert : "nobody", rill_err_name(cr.status), errbuf);
+    if (srv != NULL) {
+        CU_ASSERT_EQUAL(rill_server_close(srv, on_server_closed, &closed), 0);
+        wait_flag(loop, &closed, WAIT_MS);
+    }
+    test_loop_finish(loop);
+    rill_tls_free(ctls);
+    if (stls != NULL)
+        rill_tls_free(stls);
+    return cr.status;
+}
+
+static void test_connect_errbuf(void)
+{
+    const test_certs *c = certs_or_skip();
+    char unknown[256], name[256], expired[256], refused[256];
+
+    if (c == NULL)
+        return;
+    memset(unknown, 'x', sizeof unknown);   /* a stale text must not survive */
+    unknown[sizeof unknown - 1] = '\0';
+    CU_ASSERT_EQUAL(connect_why(c, c->unknown_ca, unknown, sizeof unknown), RILL_ECERT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(unknown, "unknown issuer"));
+    CU_ASSERT_EQUAL(connect_why(c, c->wrong_name, name, sizeof name), RILL_ECERT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(name, "host name mismatch"));
+    CU_ASSERT_EQUAL(connect_why(c, c->expired, expired, sizeof expired), RILL_ECERT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(expired, "expired"));
+    /* without TLS in the way: each attempt's address and error */
+    CU_ASSERT_EQUAL(connect_why(c, NULL, refused, sizeof refused), -ECONNREFUSED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(refused, "127.0.0.1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(refused, "ECONNREFUSED"));
+    /* a buffer of one byte holds the terminator only */
+    CU_ASSERT_EQUAL(connect_why(c, c->wrong_name, name, 1), RILL_ECERT);
+    CU_ASSERT_STRING_EQUAL(name, "");
 }
 
 static void test_verify_success_cases(void)
@@ -1569,6 +1670,7 @@ int test_tls_register(void)
         { "pending_bytes", test_pending_bytes },
         { "pending_via_stream", test_pending_via_stream },
         { "verify_failures", test_verify_failures },
+        { "connect_errbuf", test_connect_errbuf },
         { "verify_success_cases", test_verify_success_cases },
         { "handshake_timeout", test_handshake_timeout },
         { "plaintext_peer", test_plaintext_peer },
