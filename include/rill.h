@@ -209,7 +209,8 @@ typedef struct rill_connect_opts {
     int ssl_handshake_timeout_ms; /* 0: 60 000; -1: none */
     int timeout_ms;               /* whole connect; 0 or -1: none */
     int (*on_socket)(int fd, int family, void *ud); /* each socket before bind/connect */
-    void *reserved[4];
+    char *errbuf; size_t errbuf_len;  /* a failed connect writes why here before its callback */
+    void *reserved[2];
 } rill_connect_opts;
 
 typedef void (*rill_connect_cb)(rill_stream *s, int status, void *ud); /* s NULL when status < 0 */

@@ -15,6 +15,7 @@
 #include "syshooks.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,6 +71,8 @@ struct rill_connect_req {
     int interleave;
     int hs_timeout_ms;
     int (*on_socket)(int fd, int family, void *ud);
+    char *errbuf;                 /* the caller's, NULL: none; each failed attempt is noted in it */
+    size_t errbuf_len, errbuf_used;
     struct sockaddr_storage local;
     socklen_t locallen;
 
@@ -147,6 +150,41 @@ static void req_free(rill_connect_req *r)
     rill__free(r);
 }
 
+/* Appends to the caller's errbuf; what does not fit is cut, the text stays terminated. */
+static void note(rill_connect_req *r, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (r->errbuf == NULL || r->errbuf_used + 1 >= r->errbuf_len)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(r->errbuf + r->errbuf_used, r->errbuf_len - r->errbuf_used, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        r->errbuf_used += (size_t)n < r->errbuf_len - r->errbuf_used ? (size_t)n : r->errbuf_len - r->errbuf_used - 1;
+}
+
+/* The reason first (the TLS verdict while the stream still holds it, else the
+   error's text), then the attempts noted so far. */
+static void explain(rill_connect_req *r, int status)
+{
+    char attempts[512];
+    const char *tls = r->stream != NULL ? rill__tls_last_error(r->stream) : NULL;
+
+    if (r->errbuf == NULL)
+        return;
+    snprintf(attempts, sizeof attempts, "%s", r->errbuf_used > 0 ? r->errbuf : "");
+    r->errbuf_used = 0;
+    r->errbuf[0] = '\0';
+    if (tls != NULL && *tls != '\0')
+        note(r, "TLS: %s", tls);
+    else
+        note(r, "%s", rill_strerror(status));
+    if (*attempts != '\0')
+        note(r, " (attempts:%s)", attempts);
+}
+
 /* The one exit: the request is freed before the callback, so the callback may
    start another connect or free anything. */
 static void complete(rill_connect_req *r, conn_state to, int status)
@@ -155,6 +193,8 @@ static void complete(rill_connect_req *r, conn_state to, int status)
     void *ud = r->ud;
     rill_stream *s = status == 0 ? r->stream : NULL;
 
+    if (status < 0)
+        explain(r, status);
     if (status < 0 && r->stream != NULL)
         rill_abort(r->stream);
     conn_to(r, to, status);
@@ -213,8 +253,10 @@ static void won(rill_connect_req *r, attempt *a)
 static void attempt_failed(rill_connect_req *r, attempt *a, int err)
 {
     char text[64];
-    if (rill__trace_on && rill_format_addr((struct sockaddr *)&a->addr, text, sizeof text) > 0)
+    if ((rill__trace_on || r->errbuf != NULL) && rill_format_addr((struct sockaddr *)&a->addr, text, sizeof text) > 0) {
         RILL__TRACE("connect", r->id, "attempt", "CONNECTING", "FAILED", "%s %s", text, rill_err_name(err));
+        note(r, " %s %s", text, rill_err_name(err));
+    }
     attempt_end(a);
     if (r->first_err == 0)
         r->first_err = err;
@@ -462,7 +504,7 @@ static int new_req(rill_loop *loop, const rill_connect_opts *o, rill_connect_cb 
 
     if (loop == NULL || cb == NULL)
         return RILL_EINVAL;
-    if (o != NULL && (rill__check_reserved(o->reserved) < 0 || o->interleave < 0 ||
+    if (o != NULL && (o->reserved[0] != NULL || o->reserved[1] != NULL || o->interleave < 0 ||
                       o->happy_eyeballs_delay_ms < -1 || o->ssl_handshake_timeout_ms < -1))
         return RILL_EINVAL;
     if ((r = rill__calloc(1, sizeof *r)) == NULL)
@@ -485,6 +527,10 @@ static int new_req(rill_loop *loop, const rill_connect_opts *o, rill_connect_cb 
     if (o != NULL) {
         r->limit = o->limit;
         r->on_socket = o->on_socket;
+        r->errbuf = o->errbuf_len > 0 ? o->errbuf : NULL;
+        r->errbuf_len = o->errbuf_len;
+        if (r->errbuf != NULL)
+            r->errbuf[0] = '\0';
         if (o->happy_eyeballs_delay_ms != 0)
             r->attempt_delay_ms = o->happy_eyeballs_delay_ms;
         /* RFC 8305 section 5: the delay MUST NOT be less than 10 ms. */

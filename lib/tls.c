@@ -640,11 +640,14 @@ static int is_numeric(tls_conn *c, const char *host)
     return 1;
 }
 
-/* The status the read side ends with: a clean close_notify is EOF; anything else is an error. */
+/* The status the read side ends with: a clean close_notify is EOF; anything else is an error.
+   wolfSSL 5.5 also sets RECEIVED_SHUTDOWN when the socket is reset, so the bit counts
+   only when the socket itself reported no error: a reset stream was truncated. */
 static int read_end(tls_conn *c, int err)
 {
     int status;
-    if (err == WOLFSSL_ERROR_ZERO_RETURN || (wolfSSL_get_shutdown(c->ssl) & WOLFSSL_RECEIVED_SHUTDOWN)) {
+    if (c->sock_err == 0
+        && (err == WOLFSSL_ERROR_ZERO_RETURN || (wolfSSL_get_shutdown(c->ssl) & WOLFSSL_RECEIVED_SHUTDOWN))) {
         conn_to(c, HS_EOF, "close_notify received");
         return 0;
     }
@@ -1030,10 +1033,10 @@ int rill__tls_extra_info(const rill_stream *s, const char *name, char *buf, size
     if (strcmp(name, "alpn") == 0)
         return c->alpn != NULL ? rill__put_text(buf, buflen, c->alpn) : -ENOENT;
     if (strcmp(name, "cipher") == 0) {
-        int bits = 0;
+        int alg_bits = 0, bits = 0;
         WOLFSSL_CIPHER *ci = wolfSSL_get_current_cipher(c->ssl);
-        if (ci != NULL)
-            wolfSSL_CIPHER_get_bits(ci, &bits);
+        if (ci != NULL)   /* the secret bits are the return value; wolfSSL 5.5 leaves alg_bits as it was */
+            bits = wolfSSL_CIPHER_get_bits(ci, &alg_bits);
         snprintf(text, sizeof text, "%s %s %d", wolfSSL_get_cipher_name(c->ssl), wolfSSL_get_version(c->ssl), bits);
         return rill__put_text(buf, buflen, text);
     }

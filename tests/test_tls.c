@@ -86,11 +86,33 @@ static int adopt(rill_loop *loop, int fd, peer *p)
     return p->adopted == 1 ? 0 : -1;
 }
 
-/* A connected pair of plain streams over a socketpair. */
-static int pair_new(rill_loop *loop, peer *cli, peer *srv)
+/* A connected TCP pair on 127.0.0.1: what a reset needs (AF_UNIX has none). */
+static int tcp_socketpair(int sv[2])
+{
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof sin;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+    sv[0] = sv[1] = -1;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (lfd >= 0 && bind(lfd, (struct sockaddr *)&sin, sizeof sin) == 0 && listen(lfd, 1) == 0
+        && getsockname(lfd, (struct sockaddr *)&sin, &sl) == 0 && (sv[0] = socket(AF_INET, SOCK_STREAM, 0)) >= 0
+        && connect(sv[0], (struct sockaddr *)&sin, sizeof sin) == 0)
+        sv[1] = accept(lfd, NULL, NULL);
+    if (lfd >= 0)
+        close(lfd);
+    if (sv[1] < 0 && sv[0] >= 0)
+        close(sv[0]);
+    return sv[1] < 0 ? -1 : 0;
+}
+
+/* A connected pair of plain streams over a socketpair, or TCP on loopback. */
+static int pair_new_on(rill_loop *loop, peer *cli, peer *srv, int tcp)
 {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+    if (tcp ? tcp_socketpair(sv) < 0 : socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
         return -1;
     if (adopt(loop, sv[0], cli) < 0) {
         close(sv[0]);
@@ -102,6 +124,11 @@ static int pair_new(rill_loop *loop, peer *cli, peer *srv)
         return -1;
     }
     return 0;
+}
+
+static int pair_new(rill_loop *loop, peer *cli, peer *srv)
+{
+    return pair_new_on(loop, cli, srv, 0);
 }
 
 static void on_hs(rill_stream *s, int status, void *ud)
@@ -183,19 +210,24 @@ typedef struct tls_pair {
     peer cli, srv;
 } tls_pair;
 
-static int tls_pair_open(tls_pair *tp, const test_certs *c)
+static int tls_pair_open_on(tls_pair *tp, const test_certs *c, int tcp)
 {
     memset(tp, 0, sizeof *tp);
     tp->loop = test_loop_new(0);
     tp->ctls = client_ctx(c, 0, NULL);
     tp->stls = server_ctx(c->server, c->key, 0, NULL, NULL, 0);
-    if (pair_new(tp->loop, &tp->cli, &tp->srv) < 0)
+    if (pair_new_on(tp->loop, &tp->cli, &tp->srv, tcp) < 0)
         return -1;
     if (!handshake(tp->loop, &tp->cli, tp->ctls, "localhost", &tp->srv, tp->stls))
         return -1;
     CU_ASSERT_EQUAL(tp->cli.hs_status, 0);
     CU_ASSERT_EQUAL(tp->srv.hs_status, 0);
     return tp->cli.hs_status == 0 && tp->srv.hs_status == 0 ? 0 : -1;
+}
+
+static int tls_pair_open(tls_pair *tp, const test_certs *c)
+{
+    return tls_pair_open_on(tp, c, 0);
 }
 
 static void tls_pair_finish(tls_pair *tp)
@@ -235,6 +267,9 @@ static void test_ctx_errors(void)
     CU_ASSERT_PTR_NULL(rill_tls_client_new(&o));
     CU_ASSERT_EQUAL(errno, -RILL_ECERT);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, c->key));
+    /* about the CA file, not about a peer's certificate */
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "no CA certificate"));
+    CU_ASSERT_PTR_NULL(strstr(err, "peer"));
 
     /* a cipher list wolfSSL refuses */
     memset(&o, 0, sizeof o);
@@ -702,6 +737,104 @@ static void test_verify_failures(void)
     CU_ASSERT(strcmp(r_unknown, r_name) != 0 && strcmp(r_name, r_expired) != 0 && strcmp(r_unknown, r_expired) != 0);
 }
 
+/* ------------------------------------------------ why a connect failed */
+
+typedef struct connect_result {
+    int done, status;
+} connect_result;
+
+static void on_connected(rill_stream *s, int status, void *ud)
+{
+    connect_result *cr = ud;
+    if (s != NULL)
+        rill_abort(s);
+    cr->status = status;
+    cr->done = 1;
+}
+
+static void on_tls_client(rill_server *srv, rill_stream *s, void *ud)
+{
+    (void)srv;
+    (void)ud;
+    rill_abort(s);
+}
+
+static void on_server_closed(rill_server *srv, int status, void *ud)
+{
+    (void)srv;
+    (void)status;
+    *(int *)ud = 1;
+}
+
+/* rill_connect to a TLS server on 127.0.0.1 presenting cert (port: that server's;
+   0: a port nobody listens on); the status, and errbuf as the program sees it. */
+static int connect_why(const test_certs *c, const char *cert, char *errbuf, size_t len)
+{
+    rill_loop *loop = test_loop_new(0);
+    rill_tls *ctls = client_ctx(c, 0, NULL);
+    rill_tls *stls = cert != NULL ? server_ctx(cert, c->key, 0, NULL, NULL, 0) : NULL;
+    rill_server_opts so;
+    rill_connect_opts co;
+    rill_server *srv = NULL;
+    connect_result cr;
+    int port = 1, closed = 0;   /* port 1: nothing listens there on loopback */
+
+    memset(&so, 0, sizeof so);
+    memset(&co, 0, sizeof co);
+    memset(&cr, 0, sizeof cr);
+    so.tls = stls;
+    if (stls != NULL) {
+        srv = rill_server_new(loop, "127.0.0.1", 0, &so, on_tls_client, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+        CU_ASSERT_EQUAL(rill_server_start_serving(srv, NULL, NULL), 0);
+        port = rill_server_port(srv);
+    }
+    co.tls = ctls;
+    co.server_hostname = "localhost";
+    co.flags = AI_NUMERICHOST;
+    co.errbuf = errbuf;
+    co.errbuf_len = len;
+    cr.status = 1;
+    CU_ASSERT_EQUAL(rill_connect(loop, "127.0.0.1", port, &co, on_connected, &cr, NULL), 0);
+    wait_flag(loop, &cr.done, WAIT_MS);
+    CU_ASSERT_EQUAL(cr.done, 1);
+    if (getenv("RILL_TEST_VERBOSE") != NULL)
+        fprintf(stderr, "[connect to %s: %s: %s]\n", cert != NULL ? cert : "nobody", rill_err_name(cr.status), errbuf);
+    if (srv != NULL) {
+        CU_ASSERT_EQUAL(rill_server_close(srv, on_server_closed, &closed), 0);
+        wait_flag(loop, &closed, WAIT_MS);
+    }
+    test_loop_finish(loop);
+    rill_tls_free(ctls);
+    if (stls != NULL)
+        rill_tls_free(stls);
+    return cr.status;
+}
+
+static void test_connect_errbuf(void)
+{
+    const test_certs *c = certs_or_skip();
+    char unknown[256], name[256], expired[256], refused[256];
+
+    if (c == NULL)
+        return;
+    memset(unknown, 'x', sizeof unknown);   /* a stale text must not survive */
+    unknown[sizeof unknown - 1] = '\0';
+    CU_ASSERT_EQUAL(connect_why(c, c->unknown_ca, unknown, sizeof unknown), RILL_ECERT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(unknown, "unknown issuer"));
+    CU_ASSERT_EQUAL(connect_why(c, c->wrong_name, name, sizeof name), RILL_ECERT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(name, "host name mismatch"));
+    CU_ASSERT_EQUAL(connect_why(c, c->expired, expired, sizeof expired), RILL_ECERT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(expired, "expired"));
+    /* without TLS in the way: each attempt's address and error */
+    CU_ASSERT_EQUAL(connect_why(c, NULL, refused, sizeof refused), -ECONNREFUSED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(refused, "127.0.0.1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(refused, "ECONNREFUSED"));
+    /* a buffer of one byte holds the terminator only */
+    CU_ASSERT_EQUAL(connect_why(c, c->wrong_name, name, 1), RILL_ECERT);
+    CU_ASSERT_STRING_EQUAL(name, "");
+}
+
 static void test_verify_success_cases(void)
 {
     const test_certs *c = certs_or_skip();
@@ -926,6 +1059,38 @@ static void test_truncation(void)
     tls_pair_finish(&tp);
 }
 
+/* A reset after data is a truncated stream, never a clean end: only close_notify is EOF. */
+static void test_reset_after_data(void)
+{
+    const test_certs *c = certs_or_skip();
+    tls_pair tp;
+    reader r, r2;
+    struct linger lg;
+
+    if (c == NULL)
+        return;
+    memset(&r, 0, sizeof r);
+    memset(&r2, 0, sizeof r2);
+    lg.l_onoff = 1;
+    lg.l_linger = 0;
+    if (tls_pair_open_on(&tp, c, 1) == 0) {
+        CU_ASSERT_EQUAL(rill_write(tp.srv.s, "data", 4, NULL, NULL), 0);
+        CU_ASSERT_EQUAL(rill_readexactly(tp.cli.s, 4, read_all_cb, &r2), 0);
+        wait_flag(tp.loop, &r2.done, WAIT_MS);
+        CU_ASSERT_EQUAL(r2.status, 0);
+        CU_ASSERT_EQUAL(rill_read(tp.cli.s, -1, read_all_cb, &r), 0);
+        /* linger 0: the close sends RST, no close_notify and no FIN */
+        CU_ASSERT_EQUAL(setsockopt(rill_fileno(tp.srv.s), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+        rill_abort(tp.srv.s);
+        tp.srv.s = NULL;
+        wait_flag(tp.loop, &r.done, WAIT_MS);
+        CU_ASSERT_EQUAL(r.done, 1);
+        CU_ASSERT_EQUAL(r.status, -ECONNRESET);
+        CU_ASSERT_EQUAL(r.at_eof, 0);
+    }
+    tls_pair_finish(&tp);
+}
+
 static void test_write_eof_mode(void)
 {
     const test_certs *c = certs_or_skip();
@@ -1111,6 +1276,19 @@ static void test_versions(void)
 
 /* ---------------------------------------------------------- extra info */
 
+/* "NAME VERSION BITS": the secret bits the cipher's name promises. */
+static int cipher_bits_match(const char *text)
+{
+    const char *sp = strrchr(text, ' ');
+    int bits = sp != NULL ? atoi(sp + 1) : 0;
+    int want = strstr(text, "AES_128") != NULL || strstr(text, "AES128") != NULL ? 128
+             : strstr(text, "AES_256") != NULL || strstr(text, "AES256") != NULL
+               || strstr(text, "CHACHA20") != NULL ? 256 : -1;
+    if (getenv("RILL_TEST_VERBOSE") != NULL)
+        fprintf(stderr, "[cipher %s]\n", text);
+    return want > 0 && bits == want;
+}
+
 static void test_extra_info(void)
 {
     const test_certs *c = certs_or_skip();
@@ -1133,6 +1311,9 @@ static void test_extra_info(void)
         CU_ASSERT(rill_get_extra_info(tp.cli.s, "cipher", buf, sizeof buf) > 0);
         CU_ASSERT_PTR_NOT_NULL(strstr(buf, "TLSv1."));
         CU_ASSERT(rill_get_extra_info(tp.srv.s, "cipher", buf, sizeof buf) > 0);
+        CU_ASSERT(cipher_bits_match(buf));
+        CU_ASSERT(rill_get_extra_info(tp.cli.s, "cipher", buf, sizeof buf) > 0);
+        CU_ASSERT(cipher_bits_match(buf));
         CU_ASSERT_EQUAL(rill_get_extra_info(tp.cli.s, "compression", buf, sizeof buf), -ENOENT);
         CU_ASSERT_EQUAL(rill_get_extra_info(tp.cli.s, "cipher", tiny, sizeof tiny), RILL_ENOBUFS);
         CU_ASSERT_STRING_EQUAL(tiny, "");
@@ -1489,12 +1670,14 @@ int test_tls_register(void)
         { "pending_bytes", test_pending_bytes },
         { "pending_via_stream", test_pending_via_stream },
         { "verify_failures", test_verify_failures },
+        { "connect_errbuf", test_connect_errbuf },
         { "verify_success_cases", test_verify_success_cases },
         { "handshake_timeout", test_handshake_timeout },
         { "plaintext_peer", test_plaintext_peer },
         { "abort_during_handshake", test_abort_during_handshake },
         { "close_notify_from_server", test_close_notify_from_server },
         { "truncation", test_truncation },
+        { "reset_after_data", test_reset_after_data },
         { "write_eof_mode", test_write_eof_mode },
         { "alpn", test_alpn },
         { "client_cert_required", test_client_cert_required },
