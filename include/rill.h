@@ -36,6 +36,7 @@ extern "C" {
 #define RILL_ETIMEDOUT (-ETIMEDOUT)
 #define RILL_EBUSY     (-EBUSY)
 #define RILL_ENOBUFS   (-ENOBUFS)
+#define RILL_EEXIST    (-EEXIST)   /* the descriptor is already watched by this loop */
 
 /* rill's own errors: frozen values, never reused. */
 #define RILL_EINCOMPLETE (-4001) /* EOF before the read was complete (IncompleteReadError) */

@@ -66,9 +66,7 @@ static int sync_slot(rill_loop *loop, size_t slot)
         /* A descriptor closed and reopened under the same number is new to the kernel. */
         if (op == EPOLL_CTL_MOD && errno == ENOENT)
             op = EPOLL_CTL_ADD;
-        else if (op == EPOLL_CTL_ADD && errno == EEXIST)
-            op = EPOLL_CTL_MOD;
-        else
+        else   /* EEXIST too: turning it into MOD would take another slot's registration */
             return -errno;
         if (epoll_ctl(ed->epfd, op, s->fd, &ev) < 0)
             return -errno;

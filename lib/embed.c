@@ -62,7 +62,7 @@ static size_t count_watched(const rill_loop *loop)
 int rill_loop_prepare_select(rill_loop *loop, fd_set *rd, fd_set *wr, int *maxfd, struct timeval *tv)
 {
     size_t i, k = 0;
-    int theirs, t, rc;
+    int theirs, mine, t, rc;
 
     if (loop == NULL || rd == NULL || wr == NULL || maxfd == NULL || tv == NULL)
         return RILL_EINVAL;
@@ -88,8 +88,10 @@ int rill_loop_prepare_select(rill_loop *loop, fd_set *rd, fd_set *wr, int *maxfd
     }
     loop->nemb = k;
     theirs = timeval_ms(tv);
-    t = lower_ms(embed_timeout(loop), theirs);
-    if (t != theirs) {
+    mine = embed_timeout(loop);
+    t = lower_ms(mine, theirs);
+    /* A saturated program timeout may still be longer than rill's saturated one. */
+    if (t != theirs || (theirs == INT_MAX && mine >= 0)) {
         if (t < 0) {
             tv->tv_sec = -1;
             tv->tv_usec = 0;

@@ -15,6 +15,9 @@
 #include <limits.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef RILL_HAVE_POLL
+#include <poll.h>
+#endif
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -679,15 +682,27 @@ rill_loop *rill_stream_loop(const rill_stream *s) { return s->loop; }
 
 /* select's "readable" on an idle write-only descriptor: a pipe's write end is
    readable only when its reader is gone, but a socket's peer may have sent data
-   or EOF, which a peek tells apart without consuming. -errno: hung up; 1: not a
-   hang-up; 0: nothing after all. */
+   or EOF, which a peek tells apart without consuming. Where poll() exists, one
+   with no events asks exactly what the poll and epoll backends hear, so a peer
+   gone for good (a closed Unix socket: POLLHUP, its EOF is no mere half-close) is
+   a hang-up on select too. -errno: hung up; 1: not a hang-up; 0: nothing after all. */
 static int confirm_hangup(rill_stream *s)
 {
     char c;
     ssize_t n;
+#ifdef RILL_HAVE_POLL
+    struct pollfd p;
+#endif
 
     if (!(s->flags & S_IS_SOCKET))
         return -EPIPE;
+#ifdef RILL_HAVE_POLL
+    p.fd = s->fd;
+    p.events = 0;
+    p.revents = 0;
+    if (poll(&p, 1, 0) > 0)
+        return -EPIPE;
+#endif
     n = recv(s->fd, &c, 1, MSG_PEEK);
     if (n >= 0)
         return 1;

@@ -26,6 +26,7 @@ int test_tls_register(void);
 int test_faults_register(void);
 int test_hostile_register(void);
 int test_sim_connect_register(void);
+int test_backends_register(void);
 
 static const test_register_fn suites[] = {
     test_error_register,
@@ -44,6 +45,7 @@ static const test_register_fn suites[] = {
     test_faults_register,
     test_hostile_register,
     test_sim_connect_register,
+    test_backends_register,
 };
 
 /* Watchdog: a test that hangs fails the whole run loudly instead of stalling CI. */
