@@ -107,7 +107,7 @@ static int inside(const void *obj, const char *lo, size_t n)
 static void violation(const char *what, const void *obj, const void *block, size_t n)
 {
     CNT_ADD(violations, 1);
-    fprintf(stderr, "rill: freeing %zu bytes at %p that hold a %s at %p\n", n, block, what, obj);
+    fprintf(stderr, "rill: freeing %zu bytes at %p that hold %s at %p\n", n, block, what, obj);
     if (abort_on_violation)
         abort();
 }
@@ -125,10 +125,10 @@ void rill__debug_check_range(const void *block, size_t n)
         rill_loop *loop = rill__container_of(it, rill_loop, debug_node);
         for (i = 0; i < loop->nslots; i++)
             if (loop->slots[i].io != NULL && inside(loop->slots[i].io, block, n))
-                violation("registered watcher", loop->slots[i].io, block, n);
+                violation("a registered watcher", loop->slots[i].io, block, n);
         for (i = 0; i < loop->nheap; i++)
             if (inside(loop->heap[i], block, n))
-                violation("armed timer", loop->heap[i], block, n);
+                violation("an armed timer", loop->heap[i], block, n);
     }
     pthread_mutex_unlock(&loops_mu);
 }
