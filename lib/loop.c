@@ -266,6 +266,7 @@ rill_loop *rill_loop_new(const rill_loop_opts *opts)
         errno = ENOMEM;
         return NULL;
     }
+    rill__debug_loop_add(loop);
     loop->backend = pick_backend(opts->backend, &rc);
     loop->wake_rd = loop->wake_wr = -1;
     rill__io_init(&loop->wake_io, -1, wake_cb);   /* not watched: a failure below has nothing to stop */
@@ -370,6 +371,9 @@ int rill_loop_free(rill_loop *loop)
         return RILL_EBUSY;
     rill__resolver_destroy(loop);
     rill__io_stop(loop, &loop->wake_io);
+    /* What is still registered now would outlive its registry. */
+    rill__debug_check_range(loop, sizeof *loop);
+    rill__debug_loop_remove(loop);
     if (loop->wake_rd >= 0)
         close(loop->wake_rd);
     if (loop->wake_wr >= 0)

@@ -32,6 +32,14 @@ unsigned long rill__alloc_fail_at(unsigned long n);
 unsigned long rill__alloc_count(void);
 /* Test hook: allocations made and not yet freed (a leak check without a sanitizer). */
 unsigned long rill__alloc_live(void);
+/* The freed-while-registered check (on with configure --enable-debug, or once a test
+   calls rill__debug_set): rill__free and rill__realloc of a block holding a registered
+   watcher or an armed timer of any live loop report it, and abort unless abort_on is 0. */
+void rill__debug_set(int on, int abort_on);
+unsigned long rill__debug_violations(void);
+void rill__debug_check_range(const void *block, size_t n);
+void rill__debug_loop_add(rill_loop *loop);
+void rill__debug_loop_remove(rill_loop *loop);
 
 /* ---------------------------------------------------------------- tracing */
 
@@ -141,6 +149,7 @@ struct rill_loop {
     unsigned long next_id;          /* ids for traces */
     unsigned long stats_id;         /* this loop's own id */
 
+    rill__list debug_node;          /* on lib/alloc.c's list of live loops */
     rill__slot *slots;              /* registry of active ios */
     size_t nslots, capslots;
     size_t *free_slots;             /* reusable slots */

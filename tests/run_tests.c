@@ -2,6 +2,7 @@
    Usage: run_tests [SUITE ...]   (no argument: all suites)
    RILL_TEST_BACKEND=select runs the loop-driven suites on the select backend. */
 #include "support/testutil.h"
+#include "rill_private.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -72,6 +73,7 @@ int main(int argc, char **argv)
 
     signal(SIGALRM, on_alarm);
     signal(SIGPIPE, SIG_DFL); /* prove rill never needs SIGPIPE ignored */
+    rill__debug_set(1, 1);    /* no free of a registered watcher or armed timer goes unseen */
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
     for (i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 /* ------------------------------------------------------------- recorders */
 
@@ -627,6 +628,112 @@ static void test_signal_other_loop_busy(void)
     test_loop_finish(b);
 }
 
+/* --------------------------------------- threads and the debug free check */
+
+#define TS_THREADS 4
+#define TS_CALLS 2000
+
+typedef struct {
+    rill_loop *loop;
+    int ran;
+    int done;
+} ts_many;
+
+static void ts_count(void *ud)
+{
+    ts_many *m = ud;
+    if (++m->ran == TS_THREADS * TS_CALLS)
+        m->done = 1;
+}
+
+static void *ts_sender(void *ud)
+{
+    ts_many *m = ud;
+    int i;
+    for (i = 0; i < TS_CALLS; i++)
+        while (rill_call_soon_threadsafe(m->loop, ts_count, m) != 0)
+            usleep(1000);
+    return NULL;
+}
+
+/* Threads allocate while the loop frees: the allocation counters stay exact
+   (run under ThreadSanitizer by tools/check-tsan.sh). */
+static void test_threadsafe_from_many_threads(void)
+{
+    ts_many m;
+    pthread_t th[TS_THREADS];
+    rill_timer *keep;
+    unsigned long live = rill__alloc_live();
+    int i;
+
+    memset(&m, 0, sizeof m);
+    m.loop = test_loop_new(0);
+    keep = rill_call_later(m.loop, 60000, nop_cb, NULL);   /* the loop waits instead of idling out */
+    for (i = 0; i < TS_THREADS; i++)
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, ts_sender, &m), 0);
+    CU_ASSERT_EQUAL(test_run_until(m.loop, &m.done, 20000), 1);
+    for (i = 0; i < TS_THREADS; i++)
+        pthread_join(th[i], NULL);
+    CU_ASSERT_EQUAL(m.ran, TS_THREADS * TS_CALLS);
+    rill_timer_cancel(keep);
+    test_loop_finish(m.loop);
+    CU_ASSERT_EQUAL(rill__alloc_live(), live);
+}
+
+static void nop_io(rill__io *io, int revents) { (void)io; (void)revents; }
+
+/* In a child: frees a block holding a registered watcher (what = 0) or an armed
+   timer (what = 1). The check must abort before free() gives the memory back. */
+static int child_frees_registered(int what)
+{
+    pid_t pid = fork();
+    int status = 0;
+
+    if (pid == 0) {
+        rill_loop *loop = rill_loop_new(NULL);
+        int fds[2];
+        rill__io *io = rill__malloc(sizeof *io);
+        rill_timer *t = rill__malloc(sizeof *t);
+        if (loop == NULL || io == NULL || t == NULL || pipe(fds) < 0)
+            _exit(3);
+        rill__io_init(io, fds[0], nop_io);
+        rill__timer_init(t, loop, nop_cb, NULL);
+        if (rill__io_start(loop, io, RILL_READABLE) < 0 || rill__timer_start(t, 60000) < 0)
+            _exit(3);
+        rill__debug_set(1, 1);
+        rill__free(what == 0 ? (void *)io : (void *)t);
+        _exit(0);
+    }
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFSIGNALED(status) ? WTERMSIG(status) : 100 + WEXITSTATUS(status);
+}
+
+static void test_debug_check_catches_registered_free(void)
+{
+    rill_loop *loop = test_loop_new(0);
+    rill__io *io = rill__malloc(sizeof *io);
+    unsigned long before = rill__debug_violations();
+    int fds[2];
+
+    CU_ASSERT_EQUAL(child_frees_registered(0), SIGABRT);
+    CU_ASSERT_EQUAL(child_frees_registered(1), SIGABRT);
+    /* The same block freed after its watcher stopped is no violation. */
+    CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+    rill__io_init(io, fds[0], nop_io);
+    CU_ASSERT_EQUAL(rill__io_start(loop, io, RILL_READABLE), 0);
+    rill__debug_set(1, 0);
+    rill__debug_check_range(io, sizeof *io);
+    CU_ASSERT_EQUAL(rill__debug_violations(), before + 1);
+    rill__io_stop(loop, io);
+    rill__free(io);
+    rill__debug_set(1, 1);
+    CU_ASSERT_EQUAL(rill__debug_violations(), before + 1);
+    close(fds[0]);
+    close(fds[1]);
+    test_loop_finish(loop);
+}
+
 /* --------------------------------------------- socketpair on each backend */
 
 typedef struct {
@@ -745,6 +852,8 @@ int test_loop_register(void)
         { "select backend refuses a descriptor at FD_SETSIZE", test_select_refuses_fd_setsize },
         { "a signal runs its callback from the loop", test_signal_runs_from_loop },
         { "a signal watched by another loop is busy", test_signal_other_loop_busy },
+        { "4 threads x 2000 call_soon_threadsafe while the loop runs", test_threadsafe_from_many_threads },
+        { "debug check: freeing a registered watcher or armed timer aborts", test_debug_check_catches_registered_free },
         { "socketpair exchange on the poll backend", test_socketpair_poll },
         { "socketpair exchange on the select backend", test_socketpair_select },
         { NULL, NULL }

@@ -6,7 +6,8 @@
    with rill_connect_sock or read directly. */
 #include "support/testutil.h"
 #include "support/certs.h"
-#include "rill_private.h"   /* loop->npolls: the EMFILE test proves the loop sleeps */
+#include "rill_private.h"
+#include "syshooks.h"   /* loop->npolls: the EMFILE test proves the loop sleeps */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1097,6 +1098,94 @@ static void test_many_clients(void)
     test_loop_finish(loop);
 }
 
+/* ------------------------------------------------ a re-arm that fails */
+
+static int accept_emfile_once;
+
+static int accept4_emfile(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    if (accept_emfile_once) {
+        accept_emfile_once = 0;
+        errno = EMFILE;
+        return -1;
+    }
+    fd = accept(fd, addr, len);
+    if (fd >= 0 && (flags & SOCK_NONBLOCK))
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    if (fd >= 0 && (flags & SOCK_CLOEXEC))
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+}
+
+static int accept_emfile(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    return accept4_emfile(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+static void idle_io(rill__io *io, int revents) { (void)io; (void)revents; }
+
+/* After an accept pause the re-arm fails (the slot table cannot grow): the server
+   reports it through on_error, tries again after the pause, and serves again. */
+static void test_failed_rearm_reported_and_retried(void)
+{
+    static rill__sys_hooks hooks;
+    rill_loop *loop = test_loop_new(0);
+    rill_server_opts o;
+    rill_server *srv;
+    srv_ctx c;
+    rill__io ios[64];
+    int fds[64][2], nio = 0, fd, i;
+
+    memset(&c, 0, sizeof c);
+    memset(&o, 0, sizeof o);
+    o.on_error = on_error;
+    c.mode = MODE_ECHO;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv = rill_server_new(loop, "127.0.0.1", 0, &o, on_client, &c));
+    CU_ASSERT_EQUAL_FATAL(rill_server_start_serving(srv, NULL, NULL), 0);
+    hooks.accept = accept_emfile;
+    hooks.accept4 = accept4_emfile;
+    accept_emfile_once = 1;
+    rill__sys_hooks_set(&hooks);
+    fd = connect_tcp(AF_INET, "127.0.0.1", rill_server_port(srv));
+    CU_ASSERT_EQUAL(test_run_until(loop, &c.errors, 2000), 1);
+    CU_ASSERT_EQUAL(c.last_error, -EMFILE);
+    /* Paused: fill the slot table so the re-arm needs to grow it, and make that fail. */
+    while (nio < 64 && (loop->nfree > 0 || loop->nslots < loop->capslots) && pipe(fds[nio]) == 0) {
+        rill__io_init(&ios[nio], fds[nio][0], idle_io);
+        CU_ASSERT_EQUAL(rill__io_start(loop, &ios[nio], RILL_READABLE), 0);
+        nio++;
+    }
+    CU_ASSERT(loop->nfree == 0 && loop->nslots == loop->capslots);
+    rill__alloc_fail_at(1);
+    {
+        uint64_t end = test_now_ms() + 3000;
+        while (c.errors < 2 && test_now_ms() < end)
+            rill_loop_run_once(loop, 100);
+    }
+    rill__alloc_fail_at(0);
+    CU_ASSERT_EQUAL(c.errors, 2);
+    CU_ASSERT_EQUAL(c.last_error, RILL_ENOMEM);
+    CU_ASSERT_EQUAL(c.clients, 0);
+    for (i = 0; i < nio; i++) {
+        rill__io_stop(loop, &ios[i]);
+        close(fds[i][0]);
+        close(fds[i][1]);
+    }
+    /* The next try re-arms and the waiting client is accepted. */
+    {
+        uint64_t end = test_now_ms() + 3000;
+        while (c.clients < 1 && test_now_ms() < end)
+            rill_loop_run_once(loop, 100);
+    }
+    rill__sys_hooks_set(NULL);
+    CU_ASSERT_EQUAL(c.clients, 1);
+    CU_ASSERT(rill_server_is_serving(srv));
+    close(fd);
+    CU_ASSERT_EQUAL(rill_server_close(srv, on_closed, &c), 0);
+    CU_ASSERT_EQUAL(test_run_until(loop, &c.closed, 5000), 1);
+    test_loop_finish(loop);
+}
+
 /* ---------------------------------------------------------------- EMFILE */
 
 /* Runs in a child (it lowers RLIMIT_NOFILE): 0 on success, else the failed step. */
@@ -1640,6 +1729,7 @@ int test_server_register(void)
         { "serve_forever: RILL_EBUSY twice, its callback after the close", test_serve_forever },
         { "500 clients at once", test_many_clients },
         { "EMFILE: pause, keep serving, resume", test_emfile_pauses_accepting },
+        { "a failed re-arm after an accept pause is reported and retried", test_failed_rearm_reported_and_retried },
         { "Unix: a stale socket file is replaced", test_unix_stale_socket_removed },
         { "Unix: a regular file is refused and left intact", test_unix_regular_file_refused },
         { "on_socket: per listening socket; a failing hook fails bind", test_on_socket_hook },
