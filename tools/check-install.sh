@@ -32,7 +32,7 @@ if [ -n "$docdir" ]; then
   D=$destdir$docdir
   for f in README.md api.md guide.md semantics.md examples.md embedding.md state-machines.md \
            examples/echo_client.c examples/echo_server.c examples/http_headers.c \
-           examples/wait_for_data.c examples/select_embed.c; do
+           examples/wait_for_data.c examples/select_embed.c examples/chat_server.c; do
     [ -f "$D/$f" ] || fail "$D/$f is not installed"
   done
   say "docs and example sources installed under $D"
