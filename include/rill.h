@@ -7,6 +7,12 @@
  *
  * Errors are negative ints: system errors are -errno, rill's own sit below
  * -4000. rill_strerror() describes any of them.
+ *
+ * Manual: see rill(3), rill_loop(3), rill_stream(3), rill_connect(3),
+ * rill_server(3), rill_tls(3); docs/api.md, docs/guide.md, docs/semantics.md
+ * and docs/examples.md are installed under $(docdir). This header includes
+ * <netdb.h> for the AI_* flags; with a strict -std=c99 (no GNU extensions)
+ * the C library shows them only under _POSIX_C_SOURCE >= 200112L.
  */
 #ifndef RILL_H
 #define RILL_H
@@ -19,6 +25,7 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <netdb.h>       /* the AI_* values rill_connect_opts.flags and rill_server_opts.flags take */
 
 #ifdef __cplusplus
 extern "C" {

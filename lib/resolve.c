@@ -415,7 +415,8 @@ int rill__resolve(rill_loop *loop, const char *host, int port, int family, int a
         if (r->n == 0 && r->status == 0)
             r->status = RILL_ENOTFOUND;   /* AI_NUMERICHOST and not a literal */
         r->id = rill__next_id(loop);
-        RILL__TRACE("resolve", r->id, "resolve", "NEW", "QUERY", "%s %s numeric", host, family_name(family));
+        RILL__TRACE("resolve", r->id, "resolve", "NEW", "QUERY", "%s %s NUMERIC (no query sent: a numeric address or AI_NUMERICHOST)", host,
+                    family_name(family));
         rill__task_post(loop, &r->task);
         *out = r;
         return 0;

@@ -950,7 +950,7 @@ int rill_server_bind(rill_server *srv)
     return do_bind(srv);
 }
 
-/* With cb, a bind error reaches the callback (API.md); without one, the return value. */
+/* With cb, a bind error reaches the callback (rill_server(3)); without one, the return value. */
 int rill_server_start_serving(rill_server *srv, rill_server_cb cb, void *ud)
 {
     srv_waiter *w = NULL;

@@ -120,7 +120,7 @@ static void test_unix_backlog_full(void)
     test_loop_finish(loop);
 }
 
-/* API.md: flags other than AI_NUMERICHOST, AI_ADDRCONFIG, AI_V4MAPPED, AI_ALL
+/* rill_connect(3): flags other than AI_NUMERICHOST, AI_ADDRCONFIG, AI_V4MAPPED, AI_ALL
    are RILL_EINVAL; AI_PASSIVE belongs to servers. */
 static void test_connect_refuses_ai_passive(void)
 {

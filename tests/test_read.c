@@ -1,6 +1,6 @@
 /* The read side end to end: rill_read, rill_readline, rill_readexactly,
    rill_readuntil over socketpairs, pipes and TCP, against a port of asyncio's
-   StreamReader rules (SEMANTICS.md items 1-20), plus flow control, the cost of
+   StreamReader rules (docs/semantics.md items 1-20), plus flow control, the cost of
    read chains over buffered data, cancellation, pause, timeouts and resets.
 
    Every call that starts an operation runs inside START(), and every callback

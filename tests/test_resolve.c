@@ -691,7 +691,7 @@ static void test_ai_flags_to_ares(void)
     CU_ASSERT_EQUAL(out, ARES_AI_ADDRCONFIG);
     CU_ASSERT_EQUAL(rill__ai_flags_to_ares(AI_V4MAPPED | AI_ALL, &out), 0);
     CU_ASSERT_EQUAL(out, ARES_AI_V4MAPPED | ARES_AI_ALL);
-    /* AI_PASSIVE is for servers: a connect refuses it (API.md) */
+    /* AI_PASSIVE is for servers: a connect refuses it (rill_connect(3)) */
     CU_ASSERT_EQUAL(rill__ai_flags_to_ares(AI_PASSIVE, &out), RILL_EINVAL);
     CU_ASSERT_EQUAL(rill__ai_flags_to_ares(AI_NUMERICHOST | AI_ADDRCONFIG | AI_V4MAPPED | AI_ALL, &out), 0);
     CU_ASSERT_EQUAL(out, ARES_AI_NUMERICHOST | ARES_AI_ADDRCONFIG | ARES_AI_V4MAPPED | ARES_AI_ALL);

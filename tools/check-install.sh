@@ -5,13 +5,15 @@
 # nothing but `cc $(pkg-config --cflags --libs rill)` and runs, linked against
 # the shared library and against the static one; rill_version(), the header's
 # RILL_VERSION_* and pkg-config's version agree; the shared library's soname
-# follows its libtool version-info; it exports exactly the public API.
+# follows its libtool version-info; it exports exactly the public API; the docs
+# and example sources are under DOCDIR; `#include <rill.h>` alone gives the AI_*
+# flags rill_connect_opts.flags takes.
 #
-# usage: tools/check-install.sh LIBDIR INCLUDEDIR MANDIR SRCDIR
-#   (DESTDIR, if set, prefixes the three install directories)
+# usage: tools/check-install.sh LIBDIR INCLUDEDIR MANDIR SRCDIR [DOCDIR]
+#   (DESTDIR, if set, prefixes the install directories)
 # Environment: CC (default cc), PACKAGE_VERSION and RILL_LT_VERSION (from make).
 set -eu
-libdir=$1 includedir=$2 mandir=$3 srcdir=$4
+libdir=$1 includedir=$2 mandir=$3 srcdir=$4 docdir=${5:-}
 destdir=${DESTDIR:-}
 cc=${CC:-cc}
 work=$(mktemp -d "${TMPDIR:-/tmp}/rill-installcheck.XXXXXX")
@@ -26,6 +28,15 @@ for f in "$destdir$includedir/rill.h" "$L/librill.a" "$L/pkgconfig/rill.pc" \
          "$destdir$mandir/man3/rill_server.3" "$destdir$mandir/man3/rill_tls.3"; do
   [ -f "$f" ] || fail "$f is not installed"
 done
+if [ -n "$docdir" ]; then
+  D=$destdir$docdir
+  for f in README.md api.md guide.md semantics.md examples.md embedding.md state-machines.md \
+           examples/echo_client.c examples/echo_server.c examples/http_headers.c \
+           examples/wait_for_data.c examples/select_embed.c examples/chat_server.c; do
+    [ -f "$D/$f" ] || fail "$D/$f is not installed"
+  done
+  say "docs and example sources installed under $D"
+fi
 # shellcheck disable=SC2012
 so=$(ls "$L"/librill.so.* 2>/dev/null | head -n 1 || true)
 [ -n "$so" ] || fail "no shared library librill.so.* in $L"
@@ -57,6 +68,25 @@ int main(int argc, char **argv)
     return 0;
 }
 EOF
+
+# The header alone is enough for the AI_* flags (it includes <netdb.h>), in the
+# compiler's default mode and in strict C99 with the POSIX.1-2001 feature macro.
+cat > "$work/flags.c" <<'EOF'
+#include <rill.h>
+#include <string.h>
+int main(void)
+{
+    rill_connect_opts o;
+    memset(&o, 0, sizeof o);
+    o.flags = AI_NUMERICHOST | AI_ADDRCONFIG | AI_V4MAPPED | AI_ALL;
+    return o.flags == 0;
+}
+EOF
+for mode in "" "-std=c99 -pedantic -D_POSIX_C_SOURCE=200112L"; do
+  # shellcheck disable=SC2086
+  $cc $mode $cflags -fsyntax-only "$work/flags.c" || fail "#include <rill.h> without AI_NUMERICHOST ($mode)"
+done
+say "#include <rill.h> alone gives AI_NUMERICHOST, AI_ADDRCONFIG, AI_V4MAPPED, AI_ALL"
 
 # Shared: exactly the documented command line.
 # shellcheck disable=SC2086

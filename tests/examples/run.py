@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks the example programs against EXAMPLES.md, with peers that are not rill.
+"""Checks the example programs against docs/examples.md, with peers that are not rill.
 
 usage: run.py EXAMPLES_DIR [--no-tls]
 
@@ -99,11 +99,12 @@ def start(argv):
     return p
 
 
-def run(argv, stdin_text=None, timeout=TIMEOUT):
+def run(argv, stdin_text=None, timeout=TIMEOUT, env=None):
     """Runs a program to completion: (exit code, stdout lines, stderr lines)."""
     try:
         r = subprocess.run(argv, input=stdin_text, capture_output=True, text=True, timeout=timeout,
-                           stdin=None if stdin_text is not None else subprocess.DEVNULL)
+                           stdin=None if stdin_text is not None else subprocess.DEVNULL,
+                           env=dict(os.environ, **env) if env else None)
     except subprocess.TimeoutExpired as e:
         raise Failure("timed out after %ss: %s" % (timeout, " ".join(argv))) from e
     return r.returncode, r.stdout.splitlines(), r.stderr.splitlines()
@@ -359,6 +360,18 @@ class Runner:
             expect_eq(err, [], "stderr")
             expect_eq(srv.received, [MESSAGE.encode()], "what the Python server received")
         self.check("echo_client against the seed's asyncio echo server", plain)
+
+        def numeric_trace():
+            # A literal address is answered without DNS, and the trace says so.
+            with AsyncioServer(seed_echo) as srv:
+                rc, _, err = run(self.prog("echo_client", "127.0.0.1", str(srv.port), MESSAGE),
+                                 env={"RILL_TRACE": "1"})
+            expect_eq(rc, 0, "exit code")
+            lines = [l for l in err if " resolve NEW -> " in l]
+            expect(len(lines) == 1 and "127.0.0.1" in lines[0] and "NUMERIC (no query sent" in lines[0],
+                   "the resolve trace line: %r" % lines)
+            return lines[0]
+        self.check("echo_client 127.0.0.1: the trace says no DNS query was sent", numeric_trace)
 
         def refused():
             rc, out, err = run(self.prog("echo_client", "127.0.0.1", str(unused_port()), MESSAGE))

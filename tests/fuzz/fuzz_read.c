@@ -1,6 +1,6 @@
 /* fuzz_read: the read machines (rill_read, rill_read(-1), rill_readline,
    rill_readexactly, rill_readuntil) against a reference model of asyncio's
-   StreamReader (API.md, SEMANTICS.md 1-20), and the pure scanner rill__scan_sep
+   StreamReader (docs/semantics.md 1-20), and the pure scanner rill__scan_sep
    against a naive search.
 
    Input: [flags][limit][clen][clen control bytes][payload]
