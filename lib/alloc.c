@@ -61,7 +61,9 @@ unsigned long rill__alloc_live(void) { return CNT_GET(alloc_live); }
 /* Every block starts with its size, so a free knows the range it gives back. */
 typedef union {
     size_t size;
+    /* cppcheck-suppress unusedStructMember */
     long double ld;     /* the header keeps the strictest alignment of malloc's blocks */
+    /* cppcheck-suppress unusedStructMember */
     void *p;
 } header;
 

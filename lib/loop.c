@@ -30,9 +30,11 @@ uint64_t rill__clock_ms(void)
     if (h != NULL && h->clock_ms != NULL)
         return h->clock_ms();
 #if defined(HAVE_CLOCK_GETTIME) && defined(CLOCK_MONOTONIC)
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
-        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    {
+        struct timespec ts;
+        if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+            return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    }
 #endif
     {
         /* Fallback: wall-clock time, which can jump; only where no monotonic clock exists. */
@@ -178,8 +180,9 @@ static void wake_cb(rill__io *io, int revents)
 
     (void)revents;
     /* The bytes only woke us: signals are marked apart (lib/signal.c). */
-    while (read(loop->wake_rd, buf, sizeof buf) > 0)
-        continue;
+    for (;;)
+        if (read(loop->wake_rd, buf, sizeof buf) <= 0)
+            break;
     pthread_mutex_lock(&loop->ts_mu);
     rill__list_splice(&loop->pending, &loop->ts_queue);
     loop->npending += loop->nts;

@@ -28,12 +28,22 @@ static unsigned next_choice(void *ctx, unsigned bound)
 }
 
 /* Under a sanitizer a crash ends the process before CUnit reports: name the seed then. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__) || defined(RILL_SIM_SANITIZER)
+#define SIM_DEATH_CALLBACK 1
 extern void __sanitizer_set_death_callback(void (*cb)(void)) __attribute__((weak));
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#define SIM_DEATH_CALLBACK 1
+extern void __sanitizer_set_death_callback(void (*cb)(void)) __attribute__((weak));
+#endif
+#endif
+#ifdef SIM_DEATH_CALLBACK
 static void on_death(void)
 {
     fprintf(stderr, "sim_connect: crashed in seed %lu (replay: RILL_SIM_SEED=%lu tests/run_tests sim_connect)\n",
             current_seed, current_seed);
 }
+#endif
 
 static int run_seed(unsigned long seed, int strict)
 {
@@ -59,8 +69,10 @@ static void run_range(unsigned k)
     const char *one = getenv("RILL_SIM_SEED");
     unsigned long s;
 
+#ifdef SIM_DEATH_CALLBACK
     if (__sanitizer_set_death_callback != NULL)
         __sanitizer_set_death_callback(on_death);
+#endif
     if (one != NULL) {
         if (k == 0)
             CU_ASSERT_EQUAL(run_seed(strtoul(one, NULL, 10), getenv("RILL_SIM_LOOSE") == NULL), 0);
