@@ -3,7 +3,9 @@
 # and every line of lib/ not executed, grouped by file with its source text.
 # Usage: coverage-report.sh BUILDDIR/coverage/lib.info [SRCDIR] > docs/coverage.md
 # A reason for a line is kept across refreshes in docs/coverage-reasons.txt
-# ("file:line reason"); a line without one is listed as "not yet covered".
+# ("FILE<TAB>source text of the line<TAB>reason": keyed by text, not line number, so
+# edits above it and moves between folders keep it); a line without one is listed as
+# "not yet covered".
 # docs/coverage-history.md (measured figures before/after) is copied in verbatim.
 set -e
 info=$1
@@ -15,9 +17,9 @@ import os, sys, collections
 info, srcdir, reasons_path = sys.argv[1:4]
 reasons = {}
 for l in open(reasons_path):
-    if l.strip() and not l.startswith('#'):
-        key, _, why = l.strip().partition(' ')
-        reasons[key] = why
+    parts = l.rstrip('\n').split('\t')
+    if len(parts) == 3 and not l.startswith('#'):
+        reasons[(parts[0], parts[1].strip())] = parts[2].strip()
 files = collections.OrderedDict()
 cur = None
 for l in open(info):
@@ -63,7 +65,7 @@ for name in sorted(files):
     print('### lib/%s (%d lines)\n' % (name, len(miss)))
     for n in miss:
         text = src[n - 1].strip() if n <= len(src) else ''
-        why = reasons.get('%s:%d' % (name, n), 'not yet covered')
+        why = reasons.get((name, text), 'not yet covered')
         print('- %d: `%s` — %s' % (n, text.replace('`', "'"), why))
     print()
 PY
