@@ -11,13 +11,13 @@ import re
 import sys
 
 MACHINES = [
-    ("lib/stream.h", "rill__read_state"),
-    ("lib/stream.h", "rill__close_state"),
-    ("lib/connect.c", "conn_state"),
-    ("lib/resolve.c", "res_state"),
-    ("lib/stream.h", "rill__write_state"),
-    ("lib/server.c", "server_state"),
-    ("lib/tls.c", "hs_state"),
+    ("lib/stream/stream.h", "rill__read_state"),
+    ("lib/stream/stream.h", "rill__close_state"),
+    ("lib/net/connect.c", "conn_state"),
+    ("lib/net/resolve.c", "res_state"),
+    ("lib/stream/stream.h", "rill__write_state"),
+    ("lib/net/server.c", "server_state"),
+    ("lib/stream/tls.c", "hs_state"),
 ]
 EXTRA = []  # machines being built: checked once their enum exists
 

@@ -1,6 +1,6 @@
 /* rill_strerror / rill_err_name and the internal conversions from errno and c-ares. */
 #include "support/testutil.h"
-#include "../lib/error.h"   /* by path: glibc also has an <error.h> */
+#include "../lib/core/error.h"   /* by path: glibc also has an <error.h> */
 
 #include <ctype.h>
 #include <errno.h>

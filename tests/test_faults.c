@@ -1,6 +1,6 @@
 /* Faults: allocation failures walked over every allocation of a whole echo
    scenario (plain and TLS), and system call faults injected through the
-   transports' test hooks (lib/syshooks.h): short writes, EINTR, EAGAIN storms,
+   transports' test hooks (lib/core/syshooks.h): short writes, EINTR, EAGAIN storms,
    ECONNRESET in the middle of a read, a write and a TLS handshake; a peer that
    half-closes, a peer that closes without reading, and EMFILE on connect.
 

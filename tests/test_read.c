@@ -2104,7 +2104,7 @@ static int echo_next(rill_stream *s, echo_state *e)
 }
 
 /* An echo in steady state (one message read, written and answered at a time)
-   must not allocate: the allocation counter of lib/alloc.c stays at 0 over
+   must not allocate: the allocation counter of lib/core/alloc.c stays at 0 over
    1000 round trips once 100 have warmed the stream up. */
 static void steady_state_echo(int line)
 {

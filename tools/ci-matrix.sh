@@ -62,12 +62,12 @@ prepare_source() {
     (cd "$src" && { [ ! -f Makefile ] || make distclean >/dev/null 2>&1; }) || true
   fi
   (cd "$src" && ./autogen.sh) || return 1
-  lib_sources=$(cd "$src" && ls lib/*.c)
+  lib_sources=$(cd "$src" && ls lib/*/*.c)
 }
 
 # The compile flags of a library object in build directory $1 (preprocessing only).
 lib_cppflags() {
-  echo "-DHAVE_CONFIG_H -I$1 -I$src -I$src/include -I$src/lib $(pkg-config --cflags libcares wolfssl 2>/dev/null)"
+  echo "-DHAVE_CONFIG_H -I$1 -I$src -I$src/include -I$src/lib/core -I$src/lib/io -I$src/lib/loop -I$src/lib/stream -I$src/lib/net $(pkg-config --cflags libcares wolfssl 2>/dev/null)"
 }
 
 # Runs tests/run_tests of build directory $1; its summary goes to $summary.
@@ -114,7 +114,7 @@ cell_posix2001() {
           awk '$2 ~ /^(__USE_GNU|__USE_MISC|_GNU_SOURCE|_DEFAULT_SOURCE)$/ { print $2 }' | sort | tr '\n' ' ')
     if [ -n "$vis" ]; then
       echo "$f sees: $vis"
-      ext="$ext ${f#lib/}"
+      ext="$ext ${f##*/}"
     fi
   done
   if [ "$ext" != " server.c" ]; then
@@ -255,7 +255,7 @@ cell_distcheck() {
 
 # Internal: one cell, in a process of its own (so `timeout` can end all of it).
 if [ "${1:-}" = --run-cell ]; then
-  lib_sources=$(cd "$src" && ls lib/*.c) || exit 1
+  lib_sources=$(cd "$src" && ls lib/*/*.c) || exit 1
   fn=cell_${2//-/_}
   note="" summary=""
   $fn || exit 1

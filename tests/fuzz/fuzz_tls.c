@@ -40,7 +40,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
-/* Keeps options.h from redefining _FORTIFY_SOURCE behind the build's back (as lib/tls.c). */
+/* Keeps options.h from redefining _FORTIFY_SOURCE behind the build's back (as lib/stream/tls.c). */
 #define WOLFSSL_OPTIONS_IGNORE_SYS
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>

@@ -1,4 +1,4 @@
-/* Deterministic network simulation for the connect machine (lib/syshooks.h).
+/* Deterministic network simulation for the connect machine (lib/core/syshooks.h).
  *
  * The hooked socket() hands out one end of an AF_UNIX socketpair whose send buffer is
  * full, so the loop's backend can wait on a real descriptor that is not writable. The

@@ -1,0 +1,220 @@
+/* [core] Internal types and prototypes shared by the library sources. Internal names are rill__*. */
+#ifndef RILL_PRIVATE_H
+#define RILL_PRIVATE_H
+
+#include "config.h"
+/* Feature-test macros, before any system header: the core asks for POSIX.1-2001
+   and nothing more. A file that needs an extension (accept4, pipe2, SO_REUSEPORT)
+   or XSI (SA_RESTART) defines its macro itself, above its first include, guarded
+   by the configure result that makes it use the extension (README "Portability"). */
+#if !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE)
+#define _POSIX_C_SOURCE 200112L
+#endif
+#include "rill.h"
+#include "queue.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include <sys/types.h>
+#include <pthread.h>
+
+/* ------------------------------------------------------------ allocation */
+
+/* Every allocation goes through these, so tests can make the Nth one fail. */
+void *rill__malloc(size_t n);
+void *rill__calloc(size_t n, size_t size);
+void *rill__realloc(void *p, size_t n);
+void  rill__free(void *p);
+char *rill__strdup(const char *s);
+/* Test hook: the n-th allocation from now fails (0: never). Returns how many were made. */
+unsigned long rill__alloc_fail_at(unsigned long n);
+unsigned long rill__alloc_count(void);
+/* Test hook: allocations made and not yet freed (a leak check without a sanitizer). */
+unsigned long rill__alloc_live(void);
+/* The freed-while-registered check (on with configure --enable-debug, or once a test
+   calls rill__debug_set): rill__free and rill__realloc of a block holding a registered
+   watcher or an armed timer of any live loop report it, and abort unless abort_on is 0. */
+void rill__debug_set(int on, int abort_on);
+unsigned long rill__debug_violations(void);
+void rill__debug_check_range(const void *block, size_t n);
+void rill__debug_loop_add(rill_loop *loop);
+void rill__debug_loop_remove(rill_loop *loop);
+
+/* ---------------------------------------------------------------- tracing */
+
+extern int rill__trace_on;
+void rill__trace_init(void);
+/* "<object>#<id> <machine> <FROM> -> <TO> [detail]" on stderr. */
+void rill__trace(const char *object, unsigned long id, const char *machine,
+                 const char *from, const char *to, const char *fmt, ...);
+#define RILL__TRACE(obj, id, machine, from, to, ...) \
+    do { if (rill__trace_on) rill__trace((obj), (id), (machine), (from), (to), __VA_ARGS__); } while (0)
+
+/* ----------------------------------------------------------------- tasks */
+
+/* A unit of work on the loop's pending queue; embedded in the object that owns it,
+   so queueing a completion allocates nothing. */
+typedef struct rill__task rill__task;
+struct rill__task {
+    rill__list node;                 /* linked while queued */
+    void (*run)(rill__task *t);
+};
+void rill__task_init(rill__task *t, void (*run)(rill__task *t));
+void rill__task_post(rill_loop *loop, rill__task *t);   /* no-op if already queued */
+void rill__task_cancel(rill_loop *loop, rill__task *t); /* no-op if not queued */
+int  rill__task_queued(const rill__task *t);
+
+/* -------------------------------------------------------------- readiness */
+
+#define RILL__EV_HUP 4   /* watch only for hang-up/error (an idle write pipe) */
+/* Reported, never watched: select's read set says "readable" for a hang-up watch,
+   which on a socket may also be data or EOF; the owner checks which it is. */
+#define RILL__EV_HUP_HINT 8
+
+typedef struct rill__io rill__io;
+typedef void (*rill__io_cb)(rill__io *io, int revents);
+struct rill__io {
+    int fd;
+    int events;          /* RILL_READABLE | RILL_WRITABLE | RILL__EV_HUP */
+    size_t slot;         /* index in loop->slots; RILL__NO_SLOT when stopped */
+    unsigned long gen;   /* changes at every start: a reused slot is told apart */
+    rill__io_cb cb;
+};
+#define RILL__NO_SLOT ((size_t)-1)
+
+void rill__io_init(rill__io *io, int fd, rill__io_cb cb);
+int  rill__io_start(rill_loop *loop, rill__io *io, int events); /* or update events */
+void rill__io_stop(rill_loop *loop, rill__io *io);
+static inline int rill__io_active(const rill__io *io) { return io->slot != RILL__NO_SLOT; }
+
+/* The backend table: add/mod/del mirror the loop's slot registry, wait blocks and
+   dispatches through rill__loop_dispatch. */
+typedef struct rill__backend {
+    const char *name;
+    int  (*init)(rill_loop *loop);
+    void (*destroy)(rill_loop *loop);
+    int  (*add)(rill_loop *loop, size_t slot);
+    void (*mod)(rill_loop *loop, size_t slot);
+    void (*del)(rill_loop *loop, size_t slot);
+    int  (*wait)(rill_loop *loop, int timeout_ms);
+} rill__backend;
+extern const rill__backend rill__backend_poll;
+int rill__from_poll(short revents);   /* poll() revents -> RILL_READABLE|RILL_WRITABLE|RILL__EV_HUP */
+extern const rill__backend rill__backend_select;
+/* What select's read set means for a slot watching events (shared with after_select). */
+static inline int rill__from_select_read(int events)
+{
+    return events & RILL_READABLE ? RILL_READABLE : RILL__EV_HUP_HINT;
+}
+extern const rill__backend rill__backend_epoll;
+
+/* Backends bracket their dispatch with begin/end and report each ready slot;
+   an io stopped or started during the dispatch is never given stale readiness. */
+void rill__dispatch_begin(rill_loop *loop);
+void rill__dispatch_end(rill_loop *loop);
+void rill__loop_dispatch(rill_loop *loop, size_t slot, int revents);
+
+/* ---------------------------------------------------------------- timers */
+
+struct rill_timer {
+    rill_loop *loop;
+    uint64_t deadline;
+    uint64_t seq;        /* creation order: ties fire first-come */
+    size_t heap_idx;     /* RILL__NO_SLOT when not armed */
+    void (*cb)(void *ud);
+    void *ud;
+    int owned;           /* allocated by rill_call_later: freed when fired or cancelled */
+};
+void rill__timer_init(rill_timer *t, rill_loop *loop, void (*cb)(void *ud), void *ud);
+int  rill__timer_start(rill_timer *t, uint64_t delay_ms);   /* re-arms if armed */
+void rill__timer_stop(rill_timer *t);
+static inline int rill__timer_armed(const rill_timer *t) { return t->heap_idx != RILL__NO_SLOT; }
+void rill__run_timers(rill_loop *loop);
+int  rill__timer_timeout(const rill_loop *loop);   /* ms until the first deadline; -1: none */
+
+/* ------------------------------------------------------------------ loop */
+
+typedef struct rill__slot {
+    rill__io *io;        /* NULL: free, or freed during this dispatch */
+    int fd;
+    int events;
+    unsigned long gen;
+} rill__slot;
+
+struct rill_loop {
+    const rill__backend *backend;
+    void *bdata;
+    uint64_t now;
+    unsigned long next_id;          /* ids for traces */
+    unsigned long stats_id;         /* this loop's own id */
+
+    rill__list debug_node;          /* on lib/core/alloc.c's list of live loops */
+    rill__slot *slots;              /* registry of active ios */
+    size_t nslots, capslots;
+    size_t *free_slots;             /* reusable slots */
+    size_t nfree, capfree;
+    size_t *dead_slots;             /* freed while dispatching: reusable after it */
+    size_t ndead, capdead;
+    int dispatching;
+    unsigned long io_gen;
+    unsigned long wait_gen;         /* io_gen when the current wait started */
+
+    rill_timer **heap;
+    size_t nheap, capheap;
+    uint64_t timer_seq;
+    size_t nuser_timers;
+
+    rill__list pending;             /* rill__task FIFO */
+    size_t npending;
+    int budget_exhausted;
+
+    size_t nhandles;                /* streams, servers, requests, watches, signals */
+    unsigned long npolls;           /* waits made: tests count system calls saved */
+    int stop_flag;
+    int in_callback;                /* > 0 while any callback runs */
+
+    /* wake-ups from other threads and signal handlers */
+    int wake_rd, wake_wr;
+    rill__io wake_io;
+    pthread_mutex_t ts_mu;
+    rill__list ts_queue;            /* call_soon nodes from other threads */
+    size_t nts;
+
+    /* embedding: what prepare_* registered */
+    struct { size_t slot; unsigned long gen; int fd; } *emb;
+    size_t nemb, capemb;
+
+    char *scratch;                  /* RILL__SCRATCH_SIZE bytes lent to streams that hold no read buffer */
+    struct rill__resolver *resolver; /* lazily created */
+    void (*resolver_free)(rill_loop *loop);   /* set with it: the loop frees it through this */
+    char *dns_servers;
+    int dns_timeout_ms, dns_tries;
+};
+
+#define RILL__SCRATCH_SIZE 65536u
+
+void rill__handle_ref(rill_loop *loop);     /* one more thing keeps the loop alive */
+void rill__handle_unref(rill_loop *loop);
+unsigned long rill__next_id(rill_loop *loop);
+void rill__update_time(rill_loop *loop);
+uint64_t rill__clock_ms(void);
+/* Runs due timers and the pending queue (bounded by the fairness budget). */
+void rill__run_ready(rill_loop *loop);
+/* Timeout for the next wait: 0 when work is queued, -1 when nothing is due. */
+int  rill__next_timeout(rill_loop *loop);
+/* Brackets around every user callback, so run/free can refuse re-entry. */
+#define RILL__CALLBACK(loop, call) do { (loop)->in_callback++; call; (loop)->in_callback--; } while (0)
+
+void rill__wake(int fd, unsigned char what);      /* async-signal-safe */
+void rill__signal_dispatch(rill_loop *loop);      /* runs callbacks of signals that arrived */
+void rill__tasks_drop_threadsafe(rill_loop *loop); /* rill_loop_free: what no iteration took */
+
+/* ------------------------------------------------------------- utilities */
+
+int rill__set_nonblock_cloexec(int fd);
+int rill__check_reserved(void *const reserved[4]);   /* RILL_EINVAL when any slot is set */
+/* Copies text into buf: its length, or RILL_ENOBUFS with buf set to "" (lib/core/text.c). */
+int rill__put_text(char *buf, size_t buflen, const char *text);
+
+#endif
