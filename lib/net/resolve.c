@@ -39,7 +39,6 @@ struct rill__resolver {
     rill_loop *loop;
     ares_channel channel;
     rill_timer timer;       /* armed from ares_timeout() after every c-ares call */
-    rill__task retry;       /* the timer could not be armed (no memory): process from the queue */
     sock_watch *socks;
     size_t inflight;        /* requests c-ares holds */
 };
@@ -59,11 +58,6 @@ static void process_timeouts(struct rill__resolver *res)
 
 static void timer_cb(void *ud) { process_timeouts(ud); }
 
-static void retry_run(rill__task *t)
-{
-    process_timeouts(rill__container_of(t, struct rill__resolver, retry));
-}
-
 /* Call after every c-ares call that may have changed its next deadline. */
 static void rearm(struct rill__resolver *res)
 {
@@ -76,10 +70,7 @@ static void rearm(struct rill__resolver *res)
     }
     /* Rounded up: waking a little early would find nothing due and spin once more. */
     ms = (uint64_t)tv.tv_sec * 1000u + ((uint64_t)tv.tv_usec + 999u) / 1000u;
-    /* Only a first arm can fail (growing the timer heap). Without a timer a query whose
-       server never answers would hang, so poll c-ares from the queue until memory returns. */
-    if (rill__timer_start(&res->timer, ms) < 0)
-        rill__task_post(res->loop, &res->retry);
+    rill__timer_start(&res->timer, ms);
 }
 
 static void sock_io_cb(rill__io *io, int revents)
@@ -171,7 +162,6 @@ static int resolver_get(rill_loop *loop, struct rill__resolver **out)
         return rc == ARES_ENOMEM ? RILL_ENOMEM : RILL_EINVAL;
     }
     rill__timer_init(&res->timer, loop, timer_cb, res);
-    rill__task_init(&res->retry, retry_run);
     loop->resolver = res;
     loop->resolver_free = rill__resolver_destroy;
     *out = res;
@@ -190,7 +180,6 @@ void rill__resolver_destroy(rill_loop *loop)
     while (res->socks != NULL)   /* any socket c-ares did not report */
         sock_unwatch(res, &res->socks);
     rill__timer_stop(&res->timer);
-    rill__task_cancel(loop, &res->retry);
     loop->resolver = NULL;
     rill__free(res);
 }

@@ -537,12 +537,8 @@ static void pause_accepting(rill_server *srv, int status, const struct sockaddr 
     if (srv->state != SRV_SERVING)
         return;
     unwatch_listeners(srv);
-    if (rill__timer_start(&srv->resume_timer, RESUME_DELAY_MS) < 0) {
-        /* Without a timer nothing would resume us: keep polling rather than stop for good. */
-        watch_listeners(srv);
-    } else {
-        srv_to(srv, SRV_PAUSED, rill_err_name(status));
-    }
+    rill__timer_start(&srv->resume_timer, RESUME_DELAY_MS);
+    srv_to(srv, SRV_PAUSED, rill_err_name(status));
     report_error(srv, status, peer);
 }
 
@@ -788,9 +784,8 @@ static int begin_close(rill_server *srv, int abort, rill_server_cb cb, void *ud)
         srv_to(srv, SRV_CLOSING, detail);
         /* A handshake in progress has nothing to flush. */
         close_streams(&srv->handshaking, 1);
-        if (!abort && srv->nstreams > 0 && srv->shutdown_timeout_ms >= 0 &&
-            rill__timer_start(&srv->shutdown_timer, (uint64_t)srv->shutdown_timeout_ms) < 0)
-            abort = 1;   /* no timer, no deadline: better to abort than to wait forever */
+        if (!abort && srv->nstreams > 0 && srv->shutdown_timeout_ms >= 0)
+            rill__timer_start(&srv->shutdown_timer, (uint64_t)srv->shutdown_timeout_ms);
         close_streams(&srv->streams, abort);
         srv->aborting = abort;
     } else if (abort && !srv->aborting) {

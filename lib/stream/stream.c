@@ -613,13 +613,8 @@ int rill_close(rill_stream *s, rill_done_cb cb, void *ud)
         rill__task_post(s->loop, &s->read_task);
     }
     close_to(s, CLOSE_FLUSHING, 0);
-    if (s->close_timeout_ms > 0 && rill__timer_start(&s->close_timer, (uint64_t)s->close_timeout_ms) < 0) {
-        /* No timer, no deadline: better to abort now than to wait past it forever. */
-        s->flags |= S_ABORTED;
-        rill__buf_free(&s->wbuf);
-        finish_close(s, RILL_ENOMEM);
-        return 0;
-    }
+    if (s->close_timeout_ms > 0)
+        rill__timer_start(&s->close_timer, (uint64_t)s->close_timeout_ms);
     close_advance(s);
     rill__stream_update_io(s);
     return 0;
@@ -653,21 +648,15 @@ int rill_wait_closed(rill_stream *s, rill_done_cb cb, void *ud)
 
 int rill_set_close_timeout(rill_stream *s, int ms)
 {
-    int old, rc;
-
     if (s == NULL)
         return RILL_EINVAL;
-    old = s->close_timeout_ms;
     s->close_timeout_ms = ms > 0 ? ms : 0;
     /* Set while a close is already flushing: the new timeout counts from now. */
     if (s->cstate == CLOSE_FLUSHING || s->cstate == CLOSE_NOTIFY) {
-        if (s->close_timeout_ms == 0) {
+        if (s->close_timeout_ms == 0)
             rill__timer_stop(&s->close_timer);
-        } else if ((rc = rill__timer_start(&s->close_timer, (uint64_t)s->close_timeout_ms)) < 0) {
-            /* Only a first timer needs memory: the close had no timeout, and keeps none. */
-            s->close_timeout_ms = old;
-            return rc;
-        }
+        else
+            rill__timer_start(&s->close_timer, (uint64_t)s->close_timeout_ms);
     }
     return 0;
 }

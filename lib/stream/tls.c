@@ -889,15 +889,14 @@ int rill__tls_start(rill_stream *s, rill_tls *tls, int is_server, const char *ho
             rill__buf_consume(&s->rbuf, c->npre);
         }
     }
-    if (rc == 0 && timeout_ms > 0)
-        rc = rill__timer_start(&c->timer, (uint64_t)timeout_ms);
     if (rc < 0) {
-        rill__timer_stop(&c->timer);
         wolfSSL_free(c->ssl);
         rill__free(c->pre);
         rill__free(c);
         return rc;
     }
+    if (timeout_ms > 0)
+        rill__timer_start(&c->timer, (uint64_t)timeout_ms);
     rill__tls_ref(tls);
     s->tr = &tls_transport;
     s->tr_ctx = c;
