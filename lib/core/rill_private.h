@@ -129,8 +129,15 @@ struct rill_timer {
 };
 void rill__timer_init(rill_timer *t, rill_loop *loop, void (*cb)(void *ud), void *ud);
 void rill__timer_start(rill_timer *t, uint64_t delay_ms);   /* re-arms if armed; never fails */
-void rill__timer_stop(rill_timer *t);
+void rill__timer_unlink(rill_timer *t);
+/* Stopping a timer that is not armed, the common case on every read, costs no call. */
+static inline void rill__timer_stop(rill_timer *t)
+{
+    if (t->armed)
+        rill__timer_unlink(t);
+}
 static inline int rill__timer_armed(const rill_timer *t) { return t->armed; }
+/* Fires due timers (rill__run_ready calls it only when the first one is due). */
 void rill__run_timers(rill_loop *loop);
 int  rill__timer_timeout(const rill_loop *loop);   /* ms until the first deadline; -1: none */
 

@@ -70,7 +70,8 @@ static void run_pending(rill_loop *loop)
 
 void rill__run_ready(rill_loop *loop)
 {
-    rill__run_timers(loop);
+    if (loop->timer_min != NULL && loop->timer_min->deadline <= loop->now)
+        rill__run_timers(loop);
     run_pending(loop);
 }
 

@@ -104,8 +104,7 @@ void rill__timer_start(rill_timer *t, uint64_t delay_ms)
     rill_loop *loop = t->loop;
     rill_timer **link, *parent;
 
-    if (t->armed)
-        rill__timer_stop(t);
+    rill__timer_stop(t);
     /* The clock is read now, not the cached iteration time: a timer never fires early.
        A delay past the end of the clock saturates: wrapping would fire it at once. */
     t->deadline = rill__clock_ms();
@@ -119,13 +118,11 @@ void rill__timer_start(rill_timer *t, uint64_t delay_ms)
     sift_up(loop, t);
 }
 
-void rill__timer_stop(rill_timer *t)
+void rill__timer_unlink(rill_timer *t)
 {
     rill_loop *loop = t->loop;
     rill_timer **link, *parent, *last;
 
-    if (!t->armed)
-        return;
     t->armed = 0;
     /* The last position's timer fills the hole, then moves to where it belongs. */
     link = heap_slot(loop, loop->ntimers--, &parent);

@@ -151,23 +151,27 @@ int rill_loop_alive(const rill_loop *loop)
     return loop->nhandles > 0 || loop->nuser_timers > 0 || loop->npending > 0;
 }
 
-/* One iteration: due work, one wait, then what the wait made ready. */
-static int iterate(rill_loop *loop, int timeout_ms)
+/* One wait, then what it made ready. */
+static int wait_and_run(rill_loop *loop, int timeout_ms)
 {
-    int t, rc;
+    int t = rill__next_timeout(loop), rc;
 
+    if (timeout_ms >= 0 && (t < 0 || timeout_ms < t))
+        t = timeout_ms;
+    if ((rc = loop->backend->wait(loop, t)) < 0)
+        return rc;
     rill__update_time(loop);
     rill__run_ready(loop);
-    if (!loop->stop_flag && rill_loop_alive(loop)) {
-        t = rill__next_timeout(loop);
-        if (timeout_ms >= 0 && (t < 0 || timeout_ms < t))
-            t = timeout_ms;
-        rc = loop->backend->wait(loop, t);
-        if (rc < 0)
-            return rc;
-        rill__update_time(loop);
-        rill__run_ready(loop);
-    }
+    return 0;
+}
+
+/* Work already due, then one wait unless stopped or idle. */
+static int iterate(rill_loop *loop, int timeout_ms)
+{
+    rill__update_time(loop);
+    rill__run_ready(loop);
+    if (!loop->stop_flag && rill_loop_alive(loop))
+        return wait_and_run(loop, timeout_ms);
     return 0;
 }
 
@@ -190,8 +194,12 @@ int rill_loop_run(rill_loop *loop)
     if (loop->in_callback)
         return RILL_EBUSY;
     loop->in_callback++;
+    /* What one wait made ready is run right after it, so the next iteration starts
+       with the wait: no second look at the clock and the queues in between. */
+    rill__update_time(loop);
+    rill__run_ready(loop);
     while (!loop->stop_flag && rill_loop_alive(loop))
-        if ((rc = iterate(loop, -1)) < 0)
+        if ((rc = wait_and_run(loop, -1)) < 0)
             break;
     loop->in_callback--;
     if (rc < 0)

@@ -18,15 +18,21 @@ static const char *const kind_names[] = { "read", "read", "readexactly", "readun
 const char *rill__read_state_name(rill__read_state st) { return read_state_names[st]; }
 
 /* Every transition of the read machine goes through here (and its trace). */
-static void read_to(rill_stream *s, rill__read_state to, int status, size_t n)
+static void trace_read(const rill_stream *s, rill__read_state to, int status, size_t n)
 {
     const char *from = read_state_names[s->rop.state];
     if (status < 0)
-        RILL__TRACE("stream", s->id, kind_names[s->rop.kind], from, read_state_names[to], "%s", rill_err_name(status));
+        rill__trace("stream", s->id, kind_names[s->rop.kind], from, read_state_names[to], "%s", rill_err_name(status));
     else if (to == READ_WAIT)
-        RILL__TRACE("stream", s->id, kind_names[s->rop.kind], from, read_state_names[to], "");
+        rill__trace("stream", s->id, kind_names[s->rop.kind], from, read_state_names[to], "");
     else
-        RILL__TRACE("stream", s->id, kind_names[s->rop.kind], from, read_state_names[to], "%luB", (unsigned long)n);
+        rill__trace("stream", s->id, kind_names[s->rop.kind], from, read_state_names[to], "%luB", (unsigned long)n);
+}
+
+static void read_to(rill_stream *s, rill__read_state to, int status, size_t n)
+{
+    if (rill__trace_on)
+        trace_read(s, to, status, n);
     s->rop.state = to;
 }
 
