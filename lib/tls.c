@@ -886,7 +886,6 @@ int rill__tls_start(rill_stream *s, rill_tls *tls, int is_server, const char *ho
         } else {
             c->npre = s->rbuf.len;
             memcpy(c->pre, rill__buf_head(&s->rbuf), c->npre);
-            rill__buf_consume(&s->rbuf, c->npre);
         }
     }
     if (rc == 0 && timeout_ms > 0)
@@ -898,6 +897,8 @@ int rill__tls_start(rill_stream *s, rill_tls *tls, int is_server, const char *ho
         rill__free(c);
         return rc;
     }
+    /* Only now: a start that failed leaves the stream's bytes where they were. */
+    rill__buf_consume(&s->rbuf, c->npre);
     rill__tls_ref(tls);
     s->tr = &tls_transport;
     s->tr_ctx = c;
