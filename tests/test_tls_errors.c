@@ -149,6 +149,8 @@ typedef struct hs_run {
     peer cli, srv;
 } hs_run;
 
+static int hs_timeout_ms = WAIT_MS;   /* the handshakes' deadline; 0: none */
+
 static int hs_start(hs_run *r, int backend, rill_tls *ctls, const char *host, rill_tls *stls)
 {
     memset(r, 0, sizeof *r);
@@ -158,8 +160,8 @@ static int hs_start(hs_run *r, int backend, rill_tls *ctls, const char *host, ri
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctls);
     CU_ASSERT_PTR_NOT_NULL_FATAL(stls);
     CU_ASSERT_EQUAL_FATAL(pair_new(r->loop, &r->cli, &r->srv), 0);
-    CU_ASSERT_EQUAL_FATAL(rill__tls_start(r->cli.s, ctls, 0, host, WAIT_MS, on_hs, &r->cli), 0);
-    CU_ASSERT_EQUAL_FATAL(rill__tls_start(r->srv.s, stls, 1, NULL, WAIT_MS, on_hs, &r->srv), 0);
+    CU_ASSERT_EQUAL_FATAL(rill__tls_start(r->cli.s, ctls, 0, host, hs_timeout_ms, on_hs, &r->cli), 0);
+    CU_ASSERT_EQUAL_FATAL(rill__tls_start(r->srv.s, stls, 1, NULL, hs_timeout_ms, on_hs, &r->srv), 0);
     return 0;
 }
 
@@ -191,6 +193,7 @@ typedef struct extra_certs {
     char tampered[TEST_CERT_PATH];   /* server.pem with one bit of its signature flipped */
     char garbage[TEST_CERT_PATH];    /* a CERTIFICATE block whose contents are not DER */
     char emptydir[TEST_CERT_PATH];   /* a directory without any file */
+    char chain[TEST_CERT_PATH];      /* server.pem followed by the CA: a chain of two */
     char rsakey[TEST_CERT_PATH];     /* an RSA key: no certificate here holds its public half */
 } extra_certs;
 
@@ -238,7 +241,8 @@ static int write_config(const char *dir)
     if ((f = fopen(path, "w")) == NULL)
         return -1;
     fputs(extra_config, f);
-    fputs("subjectAltName = DNS:localhost", f);
+    fputs("subjectAltName = DNS:localhost,IP:10.0.0.1,IP:::2,email:rill@rill-test.example,"
+          "URI:https://rill-test.example/", f);
     for (i = 0; i < 150; i++)
         fprintf(f, ",DNS:name%03d.rill-test.example", i);
     fputs("\n", f);
@@ -271,6 +275,31 @@ static int make_tampered(const char *in, const char *out)
     return fclose(f) == 0 ? 0 : -1;
 }
 
+static int concat(const char *out, const char *a, const char *b)
+{
+    const char *in[2];
+    char buf[4096];
+    FILE *f = fopen(out, "w");
+    int i, ok = f != NULL;
+
+    in[0] = a;
+    in[1] = b;
+    for (i = 0; ok && i < 2; i++) {
+        FILE *g = fopen(in[i], "r");
+        size_t n;
+        if (g == NULL) {
+            ok = 0;
+            break;
+        }
+        while ((n = fread(buf, 1, sizeof buf, g)) > 0)
+            ok = ok && fwrite(buf, 1, n, f) == n;
+        fclose(g);
+    }
+    if (f != NULL && fclose(f) != 0)
+        ok = 0;
+    return ok ? 0 : -1;
+}
+
 static const extra_certs *extra_get(const test_certs *c)
 {
     static extra_certs x;
@@ -297,11 +326,14 @@ static const extra_certs *extra_get(const test_certs *c)
     snprintf(x.garbage, sizeof x.garbage, "%s/garbage.pem", c->dir);
     snprintf(x.emptydir, sizeof x.emptydir, "%s/empty.d", c->dir);
     snprintf(x.rsakey, sizeof x.rsakey, "%s/rsa.key", c->dir);
+    snprintf(x.chain, sizeof x.chain, "%s/chain.pem", c->dir);
     if (write_config(c->dir) < 0 || run_in(c->dir, future) < 0 || run_in(c->dir, nosan) < 0 ||
         run_in(c->dir, many) < 0 || run_in(c->dir, rsa) < 0 || make_tampered(c->server, x.tampered) < 0)
         return NULL;
     if (write_text(x.garbage, "-----BEGIN CERTIFICATE-----\nTm90IGEgY2VydGlmaWNhdGUgYXQgYWxsLCBqdXN0IHRleHQu\n"
                               "-----END CERTIFICATE-----\n") < 0)
+        return NULL;
+    if (concat(x.chain, c->server, c->ca) < 0)
         return NULL;
     /* certs.c removes plain files only: the directory goes at exit with ours */
     if (mkdir(x.emptydir, 0700) < 0 && errno != EEXIST)
@@ -513,6 +545,63 @@ static void test_ctx_file_errors(void)
     o.ca_path = "/nonexistent/rill-client-ca.d";
     errno = 0;
     expect_ctx_fail(rill_tls_server_new(&o), ENOENT, err, "ca_path /nonexistent/rill-client-ca.d");
+}
+
+/* The checks done before any file is opened, each in both directions. */
+static void test_ctx_option_checks(void)
+{
+    const test_certs *c = certs_or_skip();
+    rill_tls_opts o;
+    rill_tls *t;
+    char err[256], name[300];
+
+    if (c == NULL)
+        return;
+    memset(&o, 0, sizeof o);
+    /* no errbuf, or one without room: errno alone tells */
+    o.verify = 5;
+    errno = 0;
+    CU_ASSERT_PTR_NULL(rill_tls_client_new(&o));
+    CU_ASSERT_EQUAL(errno, EINVAL);
+    strcpy(err, "untouched");
+    o.errbuf = err;
+    o.errbuf_len = 0;
+    errno = 0;
+    CU_ASSERT_PTR_NULL(rill_tls_client_new(&o));
+    CU_ASSERT_EQUAL(errno, EINVAL);
+    CU_ASSERT_STRING_EQUAL(err, "untouched");
+    o.errbuf_len = sizeof err;
+    o.verify = 0;
+
+    /* a server takes verify 0 to 2 and needs both files */
+    o.verify = -1;
+    errno = 0;
+    expect_ctx_fail(rill_tls_server_new(&o), EINVAL, err, "a server takes 0, 1 or 2");
+    o.verify = 0;
+    o.cert_file = c->server;
+    errno = 0;
+    expect_ctx_fail(rill_tls_server_new(&o), EINVAL, err, "a server needs cert_file and key_file");
+    o.cert_file = NULL;
+
+    /* ALPN names are 1 to 255 bytes */
+    memset(name, 'p', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    o.ca_file = c->ca;
+    o.alpn = name;
+    errno = 0;
+    expect_ctx_fail(rill_tls_client_new(&o), EINVAL, err, "alpn \"ppp");
+    name[255] = '\0';
+    t = rill_tls_client_new(&o);
+    CU_ASSERT_PTR_NOT_NULL(t);
+    rill_tls_free(t);
+    o.alpn = NULL;
+
+    /* a cipher list wolfSSL takes */
+    o.ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:TLS13-AES128-GCM-SHA256";
+    t = rill_tls_client_new(&o);
+    CU_ASSERT_PTR_NOT_NULL(t);
+    CU_ASSERT_STRING_EQUAL(err, "");
+    rill_tls_free(t);
 }
 
 /* Every allocation rill__tls_new and wolfSSL make for a context, failed in turn:
@@ -812,6 +901,51 @@ static void test_hs_send_errors(void)
     }
 }
 
+/* EINTR on both calls and a full socket under the handshake: it waits and succeeds.
+   A reset while waiting for the ServerHello: ECONNRESET. */
+static void test_hs_transient_errors(void)
+{
+    const test_certs *c = certs_or_skip();
+    hs_run r;
+
+    if (c == NULL)
+        return;
+    hs_start(&r, 0, client_ctx(c->ca, 0, NULL), "localhost", server_ctx(c->server, c->key));
+    hooks_on(rill_fileno(r.cli.s));
+    hk.send_fails = 1;
+    hk.send_errno = EINTR;
+    hk.recv_fails = 1;
+    hk.recv_errno = EINTR;
+    wait_both(r.loop, &r.cli.hs_done, &r.srv.hs_done, WAIT_MS);
+    CU_ASSERT_EQUAL(hk.send_failed, 1);
+    CU_ASSERT_EQUAL(hk.recv_failed, 1);
+    hooks_off();
+    CU_ASSERT_EQUAL(r.cli.hs_status, 0);
+    CU_ASSERT_EQUAL(r.srv.hs_status, 0);
+    hs_end(&r);
+
+    hs_start(&r, 0, client_ctx(c->ca, 0, NULL), "localhost", server_ctx(c->server, c->key));
+    hooks_on(rill_fileno(r.cli.s));
+    hk.send_fails = 2;
+    hk.send_errno = EAGAIN;
+    wait_both(r.loop, &r.cli.hs_done, &r.srv.hs_done, WAIT_MS);
+    CU_ASSERT_EQUAL(hk.send_failed, 2);
+    hooks_off();
+    CU_ASSERT_EQUAL(r.cli.hs_status, 0);
+    CU_ASSERT_EQUAL(r.srv.hs_status, 0);
+    hs_end(&r);
+
+    hs_start(&r, 0, client_ctx(c->ca, 0, NULL), "localhost", server_ctx(c->server, c->key));
+    hooks_on(rill_fileno(r.cli.s));
+    hk.recv_fails = -1;
+    hk.recv_errno = ECONNRESET;
+    wait_flag(r.loop, &r.cli.hs_done, WAIT_MS);
+    hooks_off();
+    CU_ASSERT_EQUAL(r.cli.hs_status, -ECONNRESET);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.cli.reason, "socket error"));
+    hs_end(&r);
+}
+
 static void verify_fails(const test_certs *c, const char *cert, const char *host, const char *why)
 {
     hs_run r;
@@ -841,6 +975,65 @@ static void test_verify_more_failures(void)
     verify_fails(c, c->unknown_ca, "127.0.0.1", "unknown issuer");
     /* a trusted certificate that names no address at all */
     verify_fails(c, x->nosan, "127.0.0.1", "IP address mismatch (127.0.0.1)");
+    /* addresses of both lengths in the certificate, none of them the one asked for */
+    verify_fails(c, c->server, "127.0.0.2", "IP address mismatch (127.0.0.2)");
+    /* names, a mail address and a URI, but not this address */
+    verify_fails(c, x->many, "10.0.0.2", "IP address mismatch (10.0.0.2)");
+}
+
+/* Handshakes that succeed where the checks take their other turns. */
+static void verify_ok(rill_tls *ctls, const char *host, rill_tls *stls, int timeout_ms)
+{
+    hs_run r;
+    hs_timeout_ms = timeout_ms;
+    hs_start(&r, 0, ctls, host, stls);
+    hs_timeout_ms = WAIT_MS;
+    wait_both(r.loop, &r.cli.hs_done, &r.srv.hs_done, WAIT_MS);
+    CU_ASSERT_EQUAL(r.cli.hs_status, 0);
+    CU_ASSERT_EQUAL(r.srv.hs_status, 0);
+    if (r.cli.hs_status != 0)
+        fprintf(stderr, "client: %s\n", r.cli.reason);
+    hs_end(&r);
+}
+
+static void test_verify_more_successes(void)
+{
+    const test_certs *c = certs_or_skip();
+    const extra_certs *x;
+
+    if (c == NULL || (x = extra_or_fail(c)) == NULL)
+        return;
+    /* the CA comes with the leaf: only the leaf must name the address */
+    verify_ok(client_ctx(c->ca, 0, NULL), "127.0.0.1", server_ctx(x->chain, c->key), WAIT_MS);
+    /* a client that does not verify: an address is neither SNI nor checked; no deadline */
+    verify_ok(client_ctx(NULL, -1, NULL), "127.0.0.1", server_ctx(x->nosan, c->key), 0);
+    /* an address the certificate does carry, among other kinds of names */
+    verify_ok(client_ctx(c->ca, 0, NULL), "10.0.0.1", server_ctx(x->many, c->key), WAIT_MS);
+}
+
+/* A server that requires client certificates, and a client whose CA it does not know. */
+static void test_client_cert_unknown_ca(void)
+{
+    const test_certs *c = certs_or_skip();
+    rill_tls_opts o;
+    rill_tls *ctls, *stls;
+    hs_run r;
+
+    if (c == NULL)
+        return;
+    memset(&o, 0, sizeof o);
+    o.ca_file = c->ca;
+    o.cert_file = c->unknown_ca;
+    o.key_file = c->key;
+    ctls = rill_tls_client_new(&o);
+    o.cert_file = c->server;
+    o.verify = 2;
+    stls = rill_tls_server_new(&o);
+    hs_start(&r, 0, ctls, "localhost", stls);
+    wait_both(r.loop, &r.cli.hs_done, &r.srv.hs_done, WAIT_MS);
+    CU_ASSERT_EQUAL(r.srv.hs_status, RILL_ECERT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.srv.reason, "signed the client certificate"));
+    hs_end(&r);   /* a TLS 1.3 client is done before the server judges its certificate */
 }
 
 /* ------------------------------------------------ established sessions */
@@ -1005,6 +1198,75 @@ static void test_close_notify_eagain(void)
     hs_end(&r);
 }
 
+/* close_notify cannot be sent at all: the close still completes, cleanly for the
+   caller; the peer sees the connection end without close_notify. */
+static void test_close_notify_fails(void)
+{
+    const test_certs *c = certs_or_skip();
+    hs_run r;
+    done d;
+    got g;
+
+    if (c == NULL)
+        return;
+    if (open_session(&r, c) == 0) {
+        memset(&d, 0, sizeof d);
+        memset(&g, 0, sizeof g);
+        hooks_on(rill_fileno(r.cli.s));
+        hk.send_fails = -1;
+        hk.send_errno = EIO;
+        CU_ASSERT_EQUAL(rill_close(r.cli.s, on_done, &d), 0);
+        r.cli.s = NULL;
+        wait_flag(r.loop, &d.done, WAIT_MS);
+        CU_ASSERT(hk.send_failed >= 1);
+        hooks_off();
+        CU_ASSERT_EQUAL(d.status, 0);
+        CU_ASSERT_EQUAL(rill_read(r.srv.s, -1, on_got, &g), 0);
+        wait_flag(r.loop, &g.done, WAIT_MS);
+        /* not a clean end: truncated, or reset (an AF_UNIX socket closed with its
+           session ticket unread resets the peer) */
+        CU_ASSERT(g.status == RILL_ETLS || g.status == -ECONNRESET);
+    }
+    hs_end(&r);
+}
+
+/* RILL_TRACE: the handshake machine's transitions, one line each, on stderr. */
+static void test_trace(void)
+{
+    const test_certs *c = certs_or_skip();
+    FILE *tmp;
+    char text[8192];
+    size_t n;
+    hs_run r;
+    int saved, was = rill__trace_on;
+
+    if (c == NULL)
+        return;
+    tmp = tmpfile();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tmp);
+    fflush(stderr);
+    saved = dup(2);
+    CU_ASSERT_FATAL(saved >= 0);
+    dup2(fileno(tmp), 2);
+    rill__trace_on = 1;
+    hs_start(&r, 0, client_ctx(c->ca, 0, NULL), "localhost", server_ctx(c->server, c->key));
+    wait_both(r.loop, &r.cli.hs_done, &r.srv.hs_done, WAIT_MS);
+    hs_end(&r);
+    rill__trace_on = was;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(tmp);
+    n = fread(text, 1, sizeof text - 1, tmp);
+    text[n] = '\0';
+    fclose(tmp);
+    CU_ASSERT_EQUAL(r.cli.hs_status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "tls NEW -> START client host=localhost"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "tls NEW -> START server\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "tls WANT_READ -> DONE TLS"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "tls START -> WANT_READ\n"));
+}
+
 /* ------------------------------------------------------------ extra info */
 
 static int count_of(const char *text, const char *needle)
@@ -1047,6 +1309,14 @@ static void test_extra_info_errors(void)
     CU_ASSERT_EQUAL((size_t)rc, strlen(buf));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "; subjectAltName: DNS:"));
     CU_ASSERT(count_of(buf, "DNS:") > 10 && count_of(buf, "DNS:") < 151);
+    CU_ASSERT_EQUAL(rill__tls_extra_info(r.cli.s, "no-such-key", buf, sizeof buf), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_get_extra_info(r.cli.s, "compression", buf, sizeof buf), -ENOENT);
+    CU_ASSERT_EQUAL(rill_get_extra_info(r.cli.s, "cipher", NULL, 0), RILL_ENOBUFS);
+    CU_ASSERT_EQUAL(rill_get_extra_info(r.cli.s, "alpn", buf, sizeof buf), -ENOENT);
+    CU_ASSERT_PTR_NULL(rill_tls_object(NULL));
+    CU_ASSERT_PTR_NULL(rill_tls_alpn(NULL));
+    CU_ASSERT_PTR_NULL(rill__tls_last_error(NULL));
+    CU_ASSERT_PTR_NULL(rill__tls_last_error(r.cli.s));   /* nothing failed */
     /* the server's client sent no certificate */
     CU_ASSERT_EQUAL(rill_get_extra_info(r.srv.s, "peercert", buf, sizeof buf), -ENOENT);
     CU_ASSERT_EQUAL(rill_tls_peer_cert_der(r.srv.s, &der, &len), -ENOENT);
@@ -1057,6 +1327,7 @@ int test_tls_errors_register(void)
 {
     static const test_case cases[] = {
         { "ctx_file_errors", test_ctx_file_errors },
+        { "ctx_option_checks", test_ctx_option_checks },
         { "ctx_alloc_walk", test_ctx_alloc_walk },
         { "start_args", test_start_args },
         { "start_alloc_walk", test_start_alloc_walk },
@@ -1064,6 +1335,11 @@ int test_tls_errors_register(void)
         { "eof_before_start", test_eof_before_start },
         { "hs_send_errors", test_hs_send_errors },
         { "verify_more_failures", test_verify_more_failures },
+        { "verify_more_successes", test_verify_more_successes },
+        { "client_cert_unknown_ca", test_client_cert_unknown_ca },
+        { "hs_transient_errors", test_hs_transient_errors },
+        { "close_notify_fails", test_close_notify_fails },
+        { "trace", test_trace },
         { "write_errors", test_write_errors },
         { "write_partial_eagain", test_write_partial_eagain },
         { "close_notify_eagain", test_close_notify_eagain },
