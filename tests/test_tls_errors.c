@@ -836,6 +836,34 @@ static void test_start_wolf_alloc_walk(void)
     rill_tls_free(stls);
 }
 
+typedef struct done {
+    int done, status;
+} done;
+
+static void on_done(rill_stream *s, int status, void *ud)
+{
+    done *d = ud;
+    (void)s;
+    d->status = status;
+    d->done = 1;
+}
+
+typedef struct got {
+    int done, status;
+    char text[128];
+} got;
+
+static void on_got(rill_stream *s, int status, const char *data, size_t len, void *ud)
+{
+    got *g = ud;
+    size_t n = len < sizeof g->text - 1 ? len : sizeof g->text - 1;
+    (void)s;
+    g->status = status;
+    memcpy(g->text, data != NULL ? data : "", data != NULL ? n : 0);
+    g->text[data != NULL ? n : 0] = '\0';
+    g->done = 1;
+}
+
 /* ------------------------------------------------- handshake failures */
 
 static void on_read_eof(rill_stream *s, int status, const char *data, size_t len, void *ud)
@@ -1011,6 +1039,60 @@ static void test_verify_more_successes(void)
     verify_ok(client_ctx(c->ca, 0, NULL), "10.0.0.1", server_ctx(x->many, c->key), WAIT_MS);
 }
 
+/* A session resumed to a numeric host: no certificate is exchanged, so the address
+   is checked against the certificate the session was made with. */
+static void resume_to(rill_tls *ctls, rill_tls *stls, WOLFSSL_SESSION *sess, const char *host,
+                      int want_status, int *reused)
+{
+    hs_run r;
+    hs_start(&r, 0, ctls, host, stls);
+    CU_ASSERT_EQUAL(wolfSSL_set_session(rill_tls_object(r.cli.s), sess), WOLFSSL_SUCCESS);
+    wait_both(r.loop, &r.cli.hs_done, &r.srv.hs_done, WAIT_MS);
+    *reused = r.cli.hs_done && r.cli.hs_status == 0 ? wolfSSL_session_reused(rill_tls_object(r.cli.s)) : -1;
+    CU_ASSERT_EQUAL(r.cli.hs_status, want_status);
+    if (want_status != 0)
+        CU_ASSERT_PTR_NOT_NULL(strstr(r.cli.reason, "IP address mismatch"));
+    r.ctls = r.stls = NULL;   /* the caller's */
+    hs_end(&r);
+}
+
+static void test_resumed_address_check(void)
+{
+    const test_certs *c = certs_or_skip();
+    rill_tls *ctls, *stls;
+    WOLFSSL_SESSION *sess = NULL;
+    hs_run r;
+    got g;
+    int reused = 0;
+
+    if (c == NULL)
+        return;
+    ctls = client_ctx(c->ca, 0, NULL);
+    stls = server_ctx(c->server, c->key);
+    hs_start(&r, 0, ctls, "127.0.0.1", stls);
+    wait_both(r.loop, &r.cli.hs_done, &r.srv.hs_done, WAIT_MS);
+    CU_ASSERT_EQUAL(r.cli.hs_status, 0);
+    /* the ticket comes after the handshake: one line read makes wolfSSL take it */
+    memset(&g, 0, sizeof g);
+    CU_ASSERT_EQUAL(rill_write(r.srv.s, "hi\n", 3, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(rill_readline(r.cli.s, on_got, &g), 0);
+    wait_flag(r.loop, &g.done, WAIT_MS);
+    CU_ASSERT_STRING_EQUAL(g.text, "hi\n");
+    sess = wolfSSL_get1_session(rill_tls_object(r.cli.s));
+    CU_ASSERT_PTR_NOT_NULL(sess);
+    r.ctls = r.stls = NULL;
+    hs_end(&r);
+    if (sess != NULL) {
+        resume_to(ctls, stls, sess, "127.0.0.1", 0, &reused);
+        CU_ASSERT_EQUAL(reused, 1);
+        /* the session's certificate names 127.0.0.1, not 127.0.0.2 */
+        resume_to(ctls, stls, sess, "127.0.0.2", RILL_ECERT, &reused);
+        wolfSSL_SESSION_free(sess);
+    }
+    rill_tls_free(ctls);
+    rill_tls_free(stls);
+}
+
 /* A server that requires client certificates, and a client whose CA it does not know. */
 static void test_client_cert_unknown_ca(void)
 {
@@ -1037,34 +1119,6 @@ static void test_client_cert_unknown_ca(void)
 }
 
 /* ------------------------------------------------ established sessions */
-
-typedef struct done {
-    int done, status;
-} done;
-
-static void on_done(rill_stream *s, int status, void *ud)
-{
-    done *d = ud;
-    (void)s;
-    d->status = status;
-    d->done = 1;
-}
-
-typedef struct got {
-    int done, status;
-    char text[128];
-} got;
-
-static void on_got(rill_stream *s, int status, const char *data, size_t len, void *ud)
-{
-    got *g = ud;
-    size_t n = len < sizeof g->text - 1 ? len : sizeof g->text - 1;
-    (void)s;
-    g->status = status;
-    memcpy(g->text, data != NULL ? data : "", data != NULL ? n : 0);
-    g->text[data != NULL ? n : 0] = '\0';
-    g->done = 1;
-}
 
 static int open_session(hs_run *r, const test_certs *c)
 {
@@ -1337,6 +1391,7 @@ int test_tls_errors_register(void)
         { "verify_more_failures", test_verify_more_failures },
         { "verify_more_successes", test_verify_more_successes },
         { "client_cert_unknown_ca", test_client_cert_unknown_ca },
+        { "resumed_address_check", test_resumed_address_check },
         { "hs_transient_errors", test_hs_transient_errors },
         { "close_notify_fails", test_close_notify_fails },
         { "trace", test_trace },
