@@ -24,6 +24,7 @@ int test_write_register(void);
 int test_close_register(void);
 int test_server_register(void);
 int test_tls_register(void);
+int test_tls_errors_register(void);
 int test_faults_register(void);
 int test_hostile_register(void);
 int test_sim_connect_register(void);
@@ -43,6 +44,7 @@ static const test_register_fn suites[] = {
     test_close_register,
     test_server_register,
     test_tls_register,
+    test_tls_errors_register,
     test_faults_register,
     test_hostile_register,
     test_sim_connect_register,

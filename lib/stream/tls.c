@@ -886,7 +886,6 @@ int rill__tls_start(rill_stream *s, rill_tls *tls, int is_server, const char *ho
         } else {
             c->npre = s->rbuf.len;
             memcpy(c->pre, rill__buf_head(&s->rbuf), c->npre);
-            rill__buf_consume(&s->rbuf, c->npre);
         }
     }
     if (rc < 0) {
@@ -897,6 +896,8 @@ int rill__tls_start(rill_stream *s, rill_tls *tls, int is_server, const char *ho
     }
     if (timeout_ms > 0)
         rill__timer_start(&c->timer, (uint64_t)timeout_ms);
+    /* Only now: a start that failed leaves the stream's bytes where they were. */
+    rill__buf_consume(&s->rbuf, c->npre);
     rill__tls_ref(tls);
     s->tr = &tls_transport;
     s->tr_ctx = c;
