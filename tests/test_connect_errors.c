@@ -19,6 +19,8 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -88,22 +90,27 @@ static int connect_run(rill_loop *loop, const char *host, int port, const rill_c
     return rc;
 }
 
-static rill_loop *dns_loop(const char *servers)
+static rill_loop *dns_loop_on(const char *servers, int backend)
 {
     rill_loop_opts o;
     rill_loop *loop;
-    const char *b = getenv("RILL_TEST_BACKEND");
 
     memset(&o, 0, sizeof o);
-    if (b != NULL)
-        o.backend = strcmp(b, "select") == 0 ? RILL_BACKEND_SELECT
-                  : strcmp(b, "epoll") == 0 ? RILL_BACKEND_EPOLL : RILL_BACKEND_POLL;
+    o.backend = backend;
     o.dns_servers = servers;
     o.dns_timeout_ms = 150;
     o.dns_tries = 1;
     loop = rill_loop_new(&o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
     return loop;
+}
+
+static rill_loop *dns_loop(const char *servers)
+{
+    const char *b = getenv("RILL_TEST_BACKEND");
+    return dns_loop_on(servers, b == NULL ? RILL_BACKEND_AUTO
+                                : strcmp(b, "select") == 0 ? RILL_BACKEND_SELECT
+                                : strcmp(b, "epoll") == 0 ? RILL_BACKEND_EPOLL : RILL_BACKEND_POLL);
 }
 
 /* A lookup through the internal API, holding a handle as the connect machine does. */
@@ -522,6 +529,93 @@ static void test_interleave_count(void)
     netsim_end();
 }
 
+/* Descriptors below FD_SETSIZE all taken: the select backend refuses the next socket
+   (-EMFILE from its add). The connect's attempt socket and c-ares's UDP socket both
+   land there. The soft RLIMIT_NOFILE is raised only as far as needed, and restored. */
+typedef struct fill {
+    int fds[FD_SETSIZE];
+    int n;
+    struct rlimit old;
+    int raised;
+} fill;
+
+static int fill_below_setsize(fill *f)
+{
+    int fd;
+
+    f->n = 0;
+    f->raised = 0;
+    if (getrlimit(RLIMIT_NOFILE, &f->old) != 0)
+        return -1;
+    if (f->old.rlim_cur < FD_SETSIZE + 64) {
+        struct rlimit r = f->old;
+        if (r.rlim_max < FD_SETSIZE + 64)
+            return -1;
+        r.rlim_cur = FD_SETSIZE + 64;
+        if (setrlimit(RLIMIT_NOFILE, &r) != 0)
+            return -1;
+        f->raised = 1;
+    }
+    /* dup() takes the lowest free number: at FD_SETSIZE - 1 every one below is taken. */
+    while ((fd = dup(0)) >= 0) {
+        if (fd >= FD_SETSIZE) {
+            close(fd);
+            break;
+        }
+        f->fds[f->n++] = fd;
+        if (fd == FD_SETSIZE - 1)
+            return 0;
+    }
+    return -1;
+}
+
+static void unfill(fill *f)
+{
+    while (f->n > 0)
+        close(f->fds[--f->n]);
+    if (f->raised)
+        setrlimit(RLIMIT_NOFILE, &f->old);
+}
+
+static void test_select_refuses_high_descriptors(void)
+{
+    dns_responder *d;
+    rill_loop *loop, *dloop;
+    int port, lfd, fds0 = count_fds();
+    fill *f;
+    lookup l;
+    conn c;
+
+    if (!test_have_backend(RILL_BACKEND_SELECT))
+        return;
+    f = calloc(1, sizeof *f);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    d = dns_responder_start(AF_INET);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "high.test", 1, "127.0.0.1", 0), 0);
+    lfd = listener(&port);
+    loop = test_loop_new(RILL_BACKEND_SELECT);
+    dloop = dns_loop_on(dns_responder_addr(d), RILL_BACKEND_SELECT);
+    CU_ASSERT_EQUAL_FATAL(fill_below_setsize(f), 0);
+
+    CU_ASSERT_EQUAL(connect_run(loop, "127.0.0.1", port, NULL, &c), 0);
+    CU_ASSERT_EQUAL(c.calls, 1);
+    CU_ASSERT_EQUAL(c.status, -EMFILE);
+    /* c-ares's socket goes unwatched: its query ends by the resolver's timeout. */
+    CU_ASSERT_EQUAL(lookup_run(dloop, "high.test", AF_INET, 0, &l), 0);
+    CU_ASSERT_EQUAL(l.calls, 1);
+    CU_ASSERT_EQUAL(l.status, RILL_EDNS);
+    CU_ASSERT(dns_responder_queries(d) >= 1);
+
+    unfill(f);
+    free(f);
+    test_loop_finish(loop);
+    test_loop_finish(dloop);
+    close(lfd);
+    dns_responder_stop(d);
+    CU_ASSERT_EQUAL(count_fds(), fds0);
+}
+
 /* ------------------------------------------------------- allocation walks */
 
 /* Fails each allocation of one connect in turn (the loop itself is made before arming):
@@ -713,6 +807,7 @@ int test_connect_errors_register(void)
         { "socket() without SOCK_NONBLOCK: fallback", test_socket_fallback },
         { "getsockopt(SO_ERROR) fails", test_getsockopt_fails },
         { "interleave = 2", test_interleave_count },
+        { "select: descriptors above FD_SETSIZE", test_select_refuses_high_descriptors },
         { "allocation walk: numeric host", test_alloc_walk_numeric },
         { "allocation walk: name via c-ares", test_alloc_walk_name },
         { "AAAA answer with A records", test_wrong_family_records },
