@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -793,6 +794,137 @@ static void test_cancel_with_other_hooks(void)
     dns_responder_stop(d);
 }
 
+/* ------------------------------------------------------------------ tracing */
+
+/* RILL_TRACE's lines for the resolver and the connect machine (each state change, with
+   its reason), captured from stderr. */
+static int trace_fd = -1, saved_stderr = -1;
+static FILE *trace_file;
+
+static void trace_begin(void)
+{
+    fflush(stderr);
+    trace_file = tmpfile();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(trace_file);
+    trace_fd = fileno(trace_file);
+    saved_stderr = dup(2);
+    CU_ASSERT_FATAL(saved_stderr >= 0);
+    dup2(trace_fd, 2);
+    rill__trace_on = 1;
+}
+
+/* Stops capturing; returns what was traced (static, NUL-terminated). */
+static const char *trace_end(void)
+{
+    static char text[16384];
+    size_t n;
+
+    rill__trace_on = 0;
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    rewind(trace_file);
+    n = fread(text, 1, sizeof text - 1, trace_file);
+    text[n] = '\0';
+    fclose(trace_file);
+    return text;
+}
+
+static void test_trace_resolver(void)
+{
+    dns_responder *d = dns_responder_start(AF_INET);
+    rill__resolve_req *req = NULL;
+    rill_loop *loop;
+    const char *t;
+    lookup l, lc;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "both.test", 1, "127.0.0.1", 0), 0);
+    CU_ASSERT_EQUAL(dns_responder_add(d, "both.test", T_AAAA, "::1", 0), 0);
+    CU_ASSERT_EQUAL(dns_responder_set_behaviour(d, "drop.test", DNS_DROP), 0);
+    loop = dns_loop(dns_responder_addr(d));
+    trace_begin();
+    CU_ASSERT_EQUAL(lookup_run(loop, "both.test", AF_INET, 0, &l), 0);
+    CU_ASSERT_EQUAL(l.status, 0);
+    CU_ASSERT_EQUAL(lookup_run(loop, "both.test", AF_INET6, 0, &l), 0);
+    CU_ASSERT_EQUAL(l.status, 0);
+    CU_ASSERT_EQUAL(lookup_run(loop, "none.test", AF_INET6, 0, &l), 0);
+    CU_ASSERT_EQUAL(l.status, RILL_ENOTFOUND);
+    memset(&lc, 0, sizeof lc);
+    lc.loop = loop;
+    CU_ASSERT_EQUAL(rill__resolve(loop, "drop.test", 80, AF_INET, 0, on_lookup, &lc, &req), 0);
+    rill__resolve_cancel(req);
+    t = trace_end();
+    CU_ASSERT_EQUAL(lc.calls, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "resolve QUERY -> DONE both.test A 1 addrs"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "resolve QUERY -> DONE both.test AAAA 1 addrs"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "resolve QUERY -> DONE none.test AAAA RILL_ENOTFOUND"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "resolve QUERY -> CANCELLED drop.test A"));
+    test_loop_finish(loop);
+    dns_responder_stop(d);
+}
+
+/* The connect machine's trace: the resolution delay and the attempt delay expiring, a
+   failed attempt, the winner (netsim: A answers first, AAAA only after the delay). */
+static void test_trace_connect(void)
+{
+    rill_loop *loop;
+    rill_connect_opts o;
+    const char *t;
+    int done = 0;
+    conn c;
+
+    netsim_begin(1000);
+    netsim_add_addr(AF_INET, NETSIM_REFUSE, 5);
+    netsim_add_addr(AF_INET, NETSIM_HANG, 0);
+    netsim_add_addr(AF_INET, NETSIM_OK, 5);
+    netsim_answer(AF_INET, 0);
+    netsim_answer(AF_INET6, 2000);
+    loop = rill_loop_new(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
+    memset(&o, 0, sizeof o);
+    memset(&c, 0, sizeof c);
+    o.happy_eyeballs_delay_ms = 100;
+    trace_begin();
+    CU_ASSERT_EQUAL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL), 0);
+    c.returned = 1;
+    netsim_run(loop, &c.calls, 10000);
+    t = trace_end();
+    CU_ASSERT_EQUAL(c.calls, 1);
+    CU_ASSERT_EQUAL(c.status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "timer RES_DELAY -> EXPIRED resolution delay"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "timer ATTEMPTING -> EXPIRED attempt delay"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "attempt CONNECTING -> FAILED 127.0.0.1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "family=IPv4"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "resolve A -> ANSWERED ok 3 addrs"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "connect ATTEMPTING -> DONE"));
+    netsim_run(loop, &done, 3000);
+    CU_ASSERT_EQUAL(rill_loop_free(loop), 0);
+    CU_ASSERT_EQUAL(netsim_leaked(), 0);
+    netsim_end();
+}
+
+/* An attempt that cannot start, traced: the failure names its errno. */
+static void test_trace_attempts(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_connect_opts o;
+    const char *t;
+    int port, lfd = listener(&port);
+    conn c;
+
+    memset(&o, 0, sizeof o);
+    o.local_host = "192.0.2.1";
+    trace_begin();
+    CU_ASSERT_EQUAL(connect_run(loop, "127.0.0.1", port, &o, &c), 0);
+    t = trace_end();
+    CU_ASSERT_EQUAL(c.status, -EADDRNOTAVAIL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "attempt NEW -> FAILED EADDRNOTAVAIL"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "connect ATTEMPTING -> FAILED EADDRNOTAVAIL"));
+    test_loop_finish(loop);
+    close(lfd);
+}
+
 int test_connect_errors_register(void)
 {
     static const test_case cases[] = {
@@ -813,6 +945,9 @@ int test_connect_errors_register(void)
         { "AAAA answer with A records", test_wrong_family_records },
         { "loop freed with a query in flight", test_free_loop_with_query_inflight },
         { "cancel with hooks but no resolver hook", test_cancel_with_other_hooks },
+        { "trace: resolver states", test_trace_resolver },
+        { "trace: connect delays and attempts", test_trace_connect },
+        { "trace: an attempt that cannot start", test_trace_attempts },
         { NULL, NULL }
     };
     return test_add_suite("connect_errors", cases);
