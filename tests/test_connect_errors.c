@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,6 +304,11 @@ static void test_scoped_literals(void)
     CU_ASSERT_EQUAL(l.status, 0);
     CU_ASSERT_EQUAL(l.n, 1);
     CU_ASSERT_EQUAL(((struct sockaddr_in6 *)&l.first)->sin6_scope_id, 1u);
+    if (if_nametoindex("lo") != 0) {   /* an interface name is a scope too */
+        CU_ASSERT_EQUAL(lookup_run(loop, "::1%lo", AF_INET6, 0, &l), 0);
+        CU_ASSERT_EQUAL(l.status, 0);
+        CU_ASSERT_EQUAL(((struct sockaddr_in6 *)&l.first)->sin6_scope_id, if_nametoindex("lo"));
+    }
     {
         /* Through the public API: the connect fails with the lookup's error. */
         conn c;
@@ -329,6 +335,9 @@ static void test_long_name_numerichost(void)
     host[sizeof host - 1] = '\0';
     memset(&o, 0, sizeof o);
     o.flags = AI_NUMERICHOST;
+    CU_ASSERT_EQUAL(connect_run(loop, host, 80, &o, &c), 0);
+    CU_ASSERT_EQUAL(c.status, RILL_ENOTFOUND);
+    host[70] = '%';   /* a "scope" after 70 characters: still no literal */
     CU_ASSERT_EQUAL(connect_run(loop, host, 80, &o, &c), 0);
     CU_ASSERT_EQUAL(c.status, RILL_ENOTFOUND);
     CU_ASSERT_EQUAL(dns_responder_queries(d), 0);
@@ -524,6 +533,142 @@ static void test_interleave_count(void)
     CU_ASSERT_EQUAL_FATAL(netsim_nsocks(), 6);
     for (i = 0; i < 6; i++)
         CU_ASSERT_EQUAL(netsim_sock_at((size_t)i)->addr, want[i]);
+    netsim_run(loop, &done, 1000);
+    CU_ASSERT_EQUAL(rill_loop_free(loop), 0);
+    CU_ASSERT_EQUAL(netsim_leaked(), 0);
+    netsim_end();
+}
+
+/* connect() interrupted by a signal (EINTR) is simply called again. */
+static int eintr_calls;
+
+static int h_connect_eintr(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    if (eintr_calls++ == 0) {
+        errno = EINTR;
+        return -1;
+    }
+    return connect(fd, sa, len);
+}
+
+static const rill__sys_hooks eintr_hooks = { .connect = h_connect_eintr };
+
+static void test_connect_eintr(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    int port, lfd = listener(&port);
+    conn c;
+
+    eintr_calls = 0;
+    rill__sys_hooks_set(&eintr_hooks);
+    CU_ASSERT_EQUAL(connect_run(loop, "127.0.0.1", port, NULL, &c), 0);
+    rill__sys_hooks_set(NULL);
+    CU_ASSERT_EQUAL(eintr_calls, 2);
+    CU_ASSERT_EQUAL(c.status, 0);
+    test_loop_finish(loop);
+    close(lfd);
+}
+
+/* local_port alone: the wildcard address with that port; the peer sees it. */
+static void test_local_port_only(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_connect_opts o;
+    struct sockaddr_in peer, tmp;
+    socklen_t len = sizeof tmp;
+    int port, lfd = listener(&port), t, afd;
+    conn c;
+
+    /* A free port: the kernel's choice, released. */
+    t = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&tmp, 0, sizeof tmp);
+    tmp.sin_family = AF_INET;
+    tmp.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(bind(t, (struct sockaddr *)&tmp, sizeof tmp) == 0);
+    CU_ASSERT_FATAL(getsockname(t, (struct sockaddr *)&tmp, &len) == 0);
+    close(t);
+    memset(&o, 0, sizeof o);
+    o.family = AF_INET;
+    o.local_port = ntohs(tmp.sin_port);
+    CU_ASSERT_EQUAL(connect_run(loop, "127.0.0.1", port, &o, &c), 0);
+    CU_ASSERT_EQUAL(c.status, 0);
+    len = sizeof peer;
+    afd = accept(lfd, (struct sockaddr *)&peer, &len);
+    CU_ASSERT_FATAL(afd >= 0);
+    CU_ASSERT_EQUAL(ntohs(peer.sin_port), o.local_port);
+    close(afd);
+    test_loop_finish(loop);
+    close(lfd);
+}
+
+/* An errbuf of 8 bytes: the reason is cut there and stays terminated. */
+static void test_errbuf_truncated(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_connect_opts o;
+    char eb[8 + 4];
+    int port, lfd = listener(&port);
+    conn c;
+
+    memset(eb, 'Z', sizeof eb);
+    memset(&o, 0, sizeof o);
+    o.local_host = "192.0.2.1";
+    o.errbuf = eb;
+    o.errbuf_len = 8;
+    CU_ASSERT_EQUAL(connect_run(loop, "127.0.0.1", port, &o, &c), 0);
+    CU_ASSERT_EQUAL(c.status, -EADDRNOTAVAIL);
+    CU_ASSERT_EQUAL(strlen(eb), 7);
+    CU_ASSERT_EQUAL(strncmp(eb, rill_strerror(-EADDRNOTAVAIL), 7), 0);
+    CU_ASSERT_EQUAL(eb[8], 'Z');   /* nothing written past errbuf_len */
+    test_loop_finish(loop);
+    close(lfd);
+}
+
+/* Only AAAA answers (no records), A times out: the DNS failure is what the connect
+   reports (RILL_EDNS), not "not found". */
+static void test_a_timeout_aaaa_nodata(void)
+{
+    dns_responder *d = dns_responder_start(AF_INET);
+    rill_loop *loop;
+    conn c;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL(dns_responder_set_delay(d, "slowa.test", 1, 3000), 0);
+    loop = dns_loop(dns_responder_addr(d));
+    CU_ASSERT_EQUAL(connect_run(loop, "slowa.test", 80, NULL, &c), 0);
+    CU_ASSERT_EQUAL(c.calls, 1);
+    CU_ASSERT_EQUAL(c.status, RILL_EDNS);
+    test_loop_finish(loop);
+    dns_responder_stop(d);
+}
+
+/* The only IPv4 address fails at once while AAAA is still on its way: the connect waits
+   for AAAA instead of failing, and its address wins. */
+static void test_ipv4_fails_before_aaaa(void)
+{
+    rill_loop *loop;
+    rill_connect_opts o;
+    int done = 0;
+    conn c;
+
+    netsim_begin(1000);
+    netsim_add_addr(AF_INET, NETSIM_IMM_REFUSE, 0);
+    netsim_add_addr(AF_INET6, NETSIM_OK, 5);
+    netsim_answer(AF_INET, 0);
+    netsim_answer(AF_INET6, 300);
+    loop = rill_loop_new(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
+    memset(&o, 0, sizeof o);
+    memset(&c, 0, sizeof c);
+    CU_ASSERT_EQUAL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL), 0);
+    c.returned = 1;
+    netsim_run(loop, &c.calls, 10000);
+    CU_ASSERT_EQUAL(c.calls, 1);
+    CU_ASSERT_EQUAL(c.status, 0);
+    CU_ASSERT_EQUAL_FATAL(netsim_nsocks(), 2);
+    CU_ASSERT_EQUAL(netsim_sock_at(0)->addr, 0);
+    CU_ASSERT_EQUAL(netsim_sock_at(1)->addr, 1);
+    CU_ASSERT(netsim_now() >= 1300);
     netsim_run(loop, &done, 1000);
     CU_ASSERT_EQUAL(rill_loop_free(loop), 0);
     CU_ASSERT_EQUAL(netsim_leaked(), 0);
@@ -939,6 +1084,11 @@ int test_connect_errors_register(void)
         { "socket() without SOCK_NONBLOCK: fallback", test_socket_fallback },
         { "getsockopt(SO_ERROR) fails", test_getsockopt_fails },
         { "interleave = 2", test_interleave_count },
+        { "connect() EINTR is retried", test_connect_eintr },
+        { "local_port alone", test_local_port_only },
+        { "errbuf cut at errbuf_len", test_errbuf_truncated },
+        { "A times out, AAAA has no data: RILL_EDNS", test_a_timeout_aaaa_nodata },
+        { "IPv4 fails before AAAA answers", test_ipv4_fails_before_aaaa },
         { "select: descriptors above FD_SETSIZE", test_select_refuses_high_descriptors },
         { "allocation walk: numeric host", test_alloc_walk_numeric },
         { "allocation walk: name via c-ares", test_alloc_walk_name },
