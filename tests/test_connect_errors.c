@@ -887,6 +887,52 @@ static void test_wrong_family_records(void)
     dns_responder_stop(d);
 }
 
+/* A truncated UDP answer (TC) sends c-ares to TCP on the same server: its socket is
+   watched for writing while it connects and sends. The TCP server here accepts (in the
+   kernel's backlog) and never answers, so the query ends by its timeout; what reached
+   it is the length-prefixed query. */
+static void test_truncated_answer_goes_tcp(void)
+{
+    unsigned char tc[12] = { 0, 0, 0x83, 0x80, 0, 1, 0, 0, 0, 0, 0, 0 };   /* QR TC RD RA */
+    dns_responder *d = dns_responder_start(AF_INET);
+    struct sockaddr_in sin;
+    unsigned char got[64];
+    rill_loop *loop;
+    int tfd, afd, i;
+    ssize_t n = -1;
+    lookup l;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL(dns_responder_set_raw(d, 1, tc, sizeof tc, DNS_RAW_ECHO_QUESTION), 0);
+    tfd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(tfd >= 0);
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons((uint16_t)dns_responder_port(d));
+    CU_ASSERT_FATAL(bind(tfd, (struct sockaddr *)&sin, sizeof sin) == 0);
+    CU_ASSERT_FATAL(listen(tfd, 4) == 0);
+    loop = dns_loop(dns_responder_addr(d));
+    CU_ASSERT_EQUAL(lookup_run(loop, "big.test", AF_INET, 0, &l), 0);
+    CU_ASSERT_EQUAL(l.calls, 1);
+    CU_ASSERT_EQUAL(l.status, RILL_EDNS);
+    afd = accept(tfd, NULL, NULL);
+    CU_ASSERT_FATAL(afd >= 0);
+    for (i = 0; i < 100 && n <= 0; i++) {
+        n = recv(afd, got, sizeof got, MSG_DONTWAIT);
+        if (n <= 0)
+            usleep(2000);
+    }
+    /* Two length bytes, then the query: header and the question for big.test. */
+    CU_ASSERT(n > 14);
+    if (n > 14)
+        CU_ASSERT_EQUAL((got[0] << 8 | got[1]), (int)n - 2);
+    close(afd);
+    close(tfd);
+    test_loop_finish(loop);
+    dns_responder_stop(d);
+}
+
 /* A lookup nobody cancelled, still in c-ares when the loop is freed: c-ares ends it with
    ARES_EDESTRUCTION and the request goes without a callback. */
 static void test_free_loop_with_query_inflight(void)
@@ -1093,6 +1139,7 @@ int test_connect_errors_register(void)
         { "allocation walk: numeric host", test_alloc_walk_numeric },
         { "allocation walk: name via c-ares", test_alloc_walk_name },
         { "AAAA answer with A records", test_wrong_family_records },
+        { "truncated answer: c-ares goes to TCP", test_truncated_answer_goes_tcp },
         { "loop freed with a query in flight", test_free_loop_with_query_inflight },
         { "cancel with hooks but no resolver hook", test_cancel_with_other_hooks },
         { "trace: resolver states", test_trace_resolver },
