@@ -28,6 +28,7 @@ int test_tls_errors_register(void);
 int test_faults_register(void);
 int test_hostile_register(void);
 int test_sim_connect_register(void);
+int test_connect_errors_register(void);
 int test_backends_register(void);
 
 static const test_register_fn suites[] = {
@@ -48,6 +49,7 @@ static const test_register_fn suites[] = {
     test_faults_register,
     test_hostile_register,
     test_sim_connect_register,
+    test_connect_errors_register,
     test_backends_register,
 };
 
