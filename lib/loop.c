@@ -384,8 +384,7 @@ int rill_loop_free(rill_loop *loop)
     /* Threadsafe callbacks that arrived after the last iteration are dropped with the loop. */
     while (!rill__list_empty(&loop->ts_queue))
         rill__free(rill__container_of(rill__list_pop_front(&loop->ts_queue), soon, task.node));
-    if (loop->bdata != NULL)
-        loop->backend->destroy(loop);
+    loop->backend->destroy(loop);
     pthread_mutex_destroy(&loop->ts_mu);
     rill__free(loop->slots);
     rill__free(loop->free_slots);
