@@ -672,6 +672,44 @@ static void test_epoll_reopened_fd(void)
     test_loop_finish(loop);
 }
 
+/* The owner closed a watched descriptor without stopping the watch (a misuse:
+   stop comes first). An update then fails inside epoll (EBADF, or EPERM once
+   a regular file took the number): rill_watch_update has no error for it, but
+   the other watches keep working and the loop still frees. */
+static void test_epoll_update_after_close(void)
+{
+    rill_loop *loop;
+    rill_watch *gone, *reg, *ok;
+    int a[2], b[2], c[2], f, hits = 0;
+
+    if (!test_have_backend(RILL_BACKEND_EPOLL))
+        return;
+    loop = loop_on(RILL_BACKEND_EPOLL);
+    CU_ASSERT_EQUAL_FATAL(pipe(a), 0);
+    CU_ASSERT_EQUAL_FATAL(pipe(b), 0);
+    CU_ASSERT_EQUAL_FATAL(pipe(c), 0);
+    gone = rill_watch_fd(loop, a[0], RILL_READABLE, nop_watch, NULL);
+    reg = rill_watch_fd(loop, b[0], RILL_READABLE, nop_watch, NULL);
+    ok = rill_watch_fd(loop, c[0], RILL_READABLE, count_watch, &hits);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(gone);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(reg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ok);
+    close(a[0]);
+    f = temp_file();
+    CU_ASSERT_FATAL(f >= 0);
+    CU_ASSERT_EQUAL_FATAL(dup2(f, b[0]), b[0]);   /* b's number is now a regular file */
+    close(f);
+    CU_ASSERT_EQUAL(rill_watch_update(gone, RILL_WRITABLE), 0);
+    CU_ASSERT_EQUAL(rill_watch_update(reg, RILL_WRITABLE), 0);
+    CU_ASSERT_EQUAL(write(c[1], "c", 1), 1);
+    CU_ASSERT(test_run_until(loop, &hits, 2000));
+    rill_watch_stop(gone);
+    rill_watch_stop(reg);
+    rill_watch_stop(ok);
+    close(a[1]); close(b[0]); close(b[1]); close(c[0]); close(c[1]);
+    test_loop_finish(loop);
+}
+
 /* A failed add on a slot taken from the free list gives the slot back to the
    list: the next watch reuses it and works. epoll refuses a regular file,
    select a descriptor at FD_SETSIZE; poll refuses neither. */
@@ -1116,6 +1154,7 @@ static void test_trace_lines(void)
         snprintf(want_freed, sizeof want_freed, "loop#%lu loop READY -> FREED\n", loop->stats_id);
         CU_ASSERT_EQUAL(rill_loop_free(loop), 0);
     }
+    rill__trace("probe", 7, "m", "A", "B", NULL);   /* no detail at all */
     rill__trace_on = was;
     fflush(stderr);
     dup2(saved, 2);
@@ -1127,9 +1166,62 @@ static void test_trace_lines(void)
     fclose(tmp);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, want_new));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, want_freed));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "probe#7 m A -> B\n"));
     /* The new line comes first, and nothing else was printed. */
-    CU_ASSERT_EQUAL(strlen(out), strlen(want_new) + strlen(want_freed));
+    CU_ASSERT_EQUAL(strlen(out), strlen(want_new) + strlen(want_freed) + strlen("probe#7 m A -> B\n"));
     CU_ASSERT(strstr(out, want_new) < strstr(out, want_freed));
+}
+
+/* RILL_TRACE is read once per process, so each value is tried in a fresh
+   run_tests that runs only the loop_errors_trace suite below. */
+static int run_trace_child(const char *value, int expect)
+{
+    pid_t pid = fork();
+    int status = 0;
+
+    if (pid == 0) {
+        char e[2] = { (char)('0' + expect), '\0' };
+        int devnull = open("/dev/null", O_WRONLY);
+        if (value != NULL)
+            setenv("RILL_TRACE", value, 1);
+        else
+            unsetenv("RILL_TRACE");
+        setenv("RILL_TEST_TRACE_EXPECT", e, 1);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execl("/proc/self/exe", "run_tests", "loop_errors_trace", (char *)NULL);
+        _exit(127);
+    }
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void test_trace_env_values(void)
+{
+    CU_ASSERT_EQUAL(run_trace_child(NULL, 0), 0);
+    CU_ASSERT_EQUAL(run_trace_child("", 0), 0);
+    CU_ASSERT_EQUAL(run_trace_child("0", 0), 0);
+    CU_ASSERT_EQUAL(run_trace_child("1", 1), 0);
+    CU_ASSERT_EQUAL(run_trace_child("yes", 1), 0);
+    /* The child really checks: a wrong expectation fails it. */
+    CU_ASSERT_EQUAL(run_trace_child("1", 0), 1);
+}
+
+/* Runs in the child above; in a normal run there is nothing to check. */
+static void test_trace_env_child(void)
+{
+    const char *want = getenv("RILL_TEST_TRACE_EXPECT");
+    rill_loop *loop;
+
+    if (want == NULL) {
+        CU_PASS("only meaningful in the child of the RILL_TRACE values test");
+        return;
+    }
+    loop = rill_loop_new(NULL);   /* reads RILL_TRACE */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
+    CU_ASSERT_EQUAL(rill__trace_on, atoi(want));
+    CU_ASSERT_EQUAL(rill_loop_free(loop), 0);
 }
 
 int test_loop_errors_register(void)
@@ -1149,6 +1241,7 @@ int test_loop_errors_register(void)
         { "a signal interrupts the wait on each backend", test_wait_interrupted },
         { "epoll refuses a regular file and a closed descriptor", test_epoll_refusals },
         { "epoll: a closed and reopened descriptor is re-added", test_epoll_reopened_fd },
+        { "epoll: an update after the owner closed the descriptor", test_epoll_update_after_close },
         { "a failed add gives a reused slot back", test_failed_add_returns_reused_slot },
         { "a watch with no events hears nothing", test_watch_no_events },
         { "stale readiness after a slot reuse in a dispatch", test_stale_readiness_after_reuse },
@@ -1162,7 +1255,14 @@ int test_loop_errors_register(void)
         { "allocator size limits", test_allocator_limits },
         { "debug check: armed timer, off, NULL", test_debug_check_armed_timer },
         { "RILL_TRACE transition lines", test_trace_lines },
+        { "RILL_TRACE values, each in a fresh process", test_trace_env_values },
         { NULL, NULL }
     };
-    return test_add_suite("loop_errors", cases);
+    static const test_case child_cases[] = {
+        { "RILL_TRACE read at the first loop", test_trace_env_child },
+        { NULL, NULL }
+    };
+    if (test_add_suite("loop_errors", cases) != 0)
+        return -1;
+    return test_add_suite("loop_errors_trace", child_cases);
 }
