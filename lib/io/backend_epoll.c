@@ -52,7 +52,7 @@ static int sync_slot(rill_loop *loop, size_t slot)
     struct epoll_event ev;
     int op;
 
-    if (s->io == NULL || s->events == 0) {
+    if (s->events == 0) {
         if (ed->in_set[slot]) {
             epoll_ctl(ed->epfd, EPOLL_CTL_DEL, s->fd, &ev);
             ed->in_set[slot] = 0;

@@ -230,8 +230,7 @@ int rill_loop_free(rill_loop *loop)
     if (loop->wake_wr >= 0)
         close(loop->wake_wr);
     rill__tasks_drop_threadsafe(loop);
-    if (loop->bdata != NULL)
-        loop->backend->destroy(loop);
+    loop->backend->destroy(loop);
     pthread_mutex_destroy(&loop->ts_mu);
     rill__free(loop->slots);
     rill__free(loop->free_slots);
