@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -633,7 +635,7 @@ static int hook_block(int fd, int family, void *ud)
 {
     ectx *c = ud;
     struct sockaddr_in in;
-    int port, bfd;
+    int port, bfd, one = 1;
     (void)fd;
     c->socket_calls++;
     if (family == AF_INET6)
@@ -644,10 +646,12 @@ static int hook_block(int fd, int family, void *ud)
     bfd = socket(AF_INET, SOCK_STREAM, 0);
     if (bfd < 0)
         return 0;
+    /* listening with SO_REUSEADDR: a TIME_WAIT on the port cannot stop it, and it stops ours */
+    setsockopt(bfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     memset(&in, 0, sizeof in);
     in.sin_family = AF_INET;
     in.sin_port = htons((unsigned short)port);
-    if (bind(bfd, (struct sockaddr *)&in, sizeof in) < 0) {
+    if (bind(bfd, (struct sockaddr *)&in, sizeof in) < 0 || listen(bfd, 1) < 0) {
         close(bfd);
         return 0;
     }
@@ -692,9 +696,10 @@ static void test_port_zero_taken_retries(void)
         finish(loop, &b);
         return;
     }
+    /* another process may take a port too: each attempt costs two hook calls */
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_EQUAL(c.nblockers, 1);
-    CU_ASSERT_EQUAL(c.socket_calls, 4);
+    CU_ASSERT(c.socket_calls >= 4 && c.socket_calls % 2 == 0);
     CU_ASSERT_EQUAL(rill_server_nsockets(c.srv), 2);
     CU_ASSERT(rill_server_port(c.srv) > 0);
     drop_blockers(&c);
@@ -707,7 +712,7 @@ static void test_port_zero_taken_retries(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(c.srv);
     CU_ASSERT_EQUAL(rill_server_bind(c.srv), -EADDRINUSE);
     CU_ASSERT_EQUAL(c.socket_calls, 16);
-    CU_ASSERT_EQUAL(c.nblockers, 8);
+    CU_ASSERT(c.nblockers >= 1 && c.nblockers <= 8);
     CU_ASSERT_FALSE(rill_server_is_bound(c.srv));
     drop_blockers(&c);
     e_close_wait(loop, c.srv, &c);
@@ -1426,6 +1431,305 @@ static void test_close_after_abort(void)
     finish(loop, &b);
 }
 
+
+/* ------------------------------------------------------ more bind errors */
+
+/* Runs bind on a fresh server and closes it; returns bind's status. */
+static int bind_opts(rill_loop *loop, const char *host, int port, const rill_server_opts *o, size_t *nsocks)
+{
+    rill_server *srv;
+    ectx c;
+    int rc;
+
+    memset(&c, 0, sizeof c);
+    srv = rill_server_new(loop, host, port, o, e_on_client, &c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    rc = rill_server_bind(srv);
+    if (nsocks != NULL)
+        *nsocks = rill_server_nsockets(srv);
+    if (rc < 0)
+        CU_ASSERT_FALSE(rill_server_is_bound(srv));
+    e_close_wait(loop, srv, &c);
+    return rc;
+}
+
+/* Addresses this host does not have, one family of the wildcards, SO_REUSEADDR off,
+   and a fixed port whose IPv4 side is taken: each binds or fails as a whole. */
+static void test_bind_address_errors(void)
+{
+    baseline b;
+    rill_loop *loop = begin(&b);
+    rill_server_opts o;
+    struct sockaddr_in in;
+    socklen_t len = sizeof in;
+    size_t n;
+    int bfd, port;
+
+    memset(&o, 0, sizeof o);
+    o.flags = AI_NUMERICHOST;
+    CU_ASSERT_EQUAL(bind_opts(loop, "192.0.2.1", 0, &o, NULL), -EADDRNOTAVAIL);     /* TEST-NET-1 */
+    CU_ASSERT_EQUAL(bind_opts(loop, "2001:db8::1", 0, &o, NULL), -EADDRNOTAVAIL);   /* documentation prefix */
+    o.flags = 0;
+    o.family = AF_INET;
+    CU_ASSERT_EQUAL(bind_opts(loop, NULL, 0, &o, &n), 0);
+    CU_ASSERT_EQUAL(n, 1);
+    o.family = AF_INET6;
+    CU_ASSERT_EQUAL(bind_opts(loop, NULL, 0, &o, &n), 0);
+    CU_ASSERT_EQUAL(n, 1);
+    o.family = AF_UNSPEC;
+    o.reuse_address = -1;
+    CU_ASSERT_EQUAL(bind_opts(loop, "127.0.0.1", 0, &o, &n), 0);
+    CU_ASSERT_EQUAL(n, 1);
+    o.reuse_address = 0;
+
+    /* someone holds 0.0.0.0:port: [::]:port binds, the IPv4 socket cannot, nothing stays */
+    bfd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(bfd >= 0);
+    memset(&in, 0, sizeof in);
+    in.sin_family = AF_INET;
+    CU_ASSERT_FATAL(bind(bfd, (struct sockaddr *)&in, sizeof in) == 0);
+    CU_ASSERT_FATAL(getsockname(bfd, (struct sockaddr *)&in, &len) == 0);
+    port = ntohs(in.sin_port);
+    CU_ASSERT_EQUAL(bind_opts(loop, NULL, port, &o, &n), -EADDRINUSE);
+    CU_ASSERT_EQUAL(n, 0);
+    close(bfd);
+    finish(loop, &b);
+}
+
+/* No descriptor left (RLIMIT_NOFILE lowered to the next free number, then restored):
+   bind says -EMFILE and leaves nothing open. */
+static void test_bind_emfile(void)
+{
+    baseline b;
+    rill_loop *loop = begin(&b);
+    struct rlimit saved, rl;
+    char dir[64], path[96];
+    rill_server *tcp, *un;
+    ectx c1, c2;
+    int next, rc_tcp, rc_un;
+
+    memset(&c1, 0, sizeof c1);
+    memset(&c2, 0, sizeof c2);
+    CU_ASSERT_FATAL(mk_tmpdir(dir, sizeof dir, path, sizeof path) == 0);
+    tcp = rill_server_new(loop, "127.0.0.1", 0, NULL, e_on_client, &c1);
+    un = rill_unix_server_new(loop, path, NULL, e_on_client, &c2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tcp);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(un);
+    next = open("/dev/null", O_RDONLY);
+    CU_ASSERT_FATAL(next >= 0);
+    close(next);
+    CU_ASSERT_FATAL(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    rl = saved;
+    rl.rlim_cur = (rlim_t)next;
+    CU_ASSERT_FATAL(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    rc_tcp = rill_server_bind(tcp);
+    rc_un = rill_server_bind(un);
+    CU_ASSERT_FATAL(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    CU_ASSERT_EQUAL(rc_tcp, -EMFILE);
+    CU_ASSERT_EQUAL(rc_un, -EMFILE);
+    CU_ASSERT_FALSE(rill_server_is_bound(tcp));
+    CU_ASSERT_FALSE(rill_server_is_bound(un));
+    CU_ASSERT_EQUAL(rill_server_bind(tcp), 0);   /* descriptors again: it binds */
+    e_close_wait(loop, tcp, &c1);
+    e_close_wait(loop, un, &c2);
+    rmdir(dir);
+    finish(loop, &b);
+}
+
+/* serve_forever without a callback; a close with two clients finishes after the last. */
+static void test_forever_without_callback(void)
+{
+    baseline b;
+    rill_loop *loop = begin(&b);
+    rill_server *srv;
+    ectx c;
+    int fd1, fd2;
+
+    memset(&c, 0, sizeof c);
+    c.echo = 1;
+    srv = rill_server_new(loop, "127.0.0.1", 0, NULL, e_on_client, &c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    CU_ASSERT_EQUAL(rill_server_serve_forever(srv, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(rill_server_serve_forever(srv, NULL, NULL), RILL_EBUSY);
+    fd1 = connect_tcp(rill_server_port(srv));
+    fd2 = connect_tcp(rill_server_port(srv));
+    CU_ASSERT_FATAL(fd1 >= 0 && fd2 >= 0);
+    CU_ASSERT(roundtrip(loop, fd1, "one\n"));
+    CU_ASSERT(roundtrip(loop, fd2, "two\n"));
+    CU_ASSERT_EQUAL(c.clients, 2);
+    e_close_wait(loop, srv, &c);
+    CU_ASSERT_EQUAL(c.close_status, 0);
+    CU_ASSERT(peer_ended(loop, fd1));
+    CU_ASSERT(peer_ended(loop, fd2));
+    close(fd1);
+    close(fd2);
+    finish(loop, &b);
+}
+
+/* Without on_error an accept error is only dropped: the server goes on. */
+static void test_accept_error_without_on_error(void)
+{
+    baseline b;
+    rill_loop *loop = begin(&b);
+    rill_server *srv;
+    ectx c;
+    int fd;
+
+    memset(&c, 0, sizeof c);
+    c.echo = 1;
+    srv = rill_server_new(loop, "127.0.0.1", 0, NULL, e_on_client, &c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    CU_ASSERT_EQUAL_FATAL(rill_server_start_serving(srv, NULL, NULL), 0);
+    storm_reset(loop);
+    st.script[st.n++] = A_BADFD;
+    fd = connect_tcp(rill_server_port(srv));
+    CU_ASSERT_FATAL(fd >= 0);
+    storm_install();
+    CU_ASSERT(run_until_count(loop, &c.clients, 1, 3000));
+    rill__sys_hooks_set(NULL);
+    CU_ASSERT_EQUAL(st.pos, 1);
+    CU_ASSERT_EQUAL(c.errors, 0);
+    CU_ASSERT(roundtrip(loop, fd, "quietly\n"));
+    close(fd);
+    e_close_wait(loop, srv, &c);
+    finish(loop, &b);
+}
+
+/* A descriptor the select backend cannot watch (past FD_SETSIZE) pauses accepting
+   as EMFILE does; the other backends serve it. */
+static int high_fd;
+static int highfd_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    int r = real_accept(fd, addr, len, flags), h;
+    if (r < 0 || high_fd)
+        return r;
+    h = dup2(r, FD_SETSIZE + 8);
+    if (h < 0)
+        return r;
+    close(r);
+    high_fd = h;
+    return h;
+}
+static int highfd_accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    return highfd_accept4(fd, addr, len, 0);
+}
+
+static void test_descriptor_past_fd_setsize(void)
+{
+    static rill__sys_hooks hooks;
+    baseline b;
+    rill_loop *loop;
+    rill_server *srv;
+    struct rlimit saved, rl;
+    ectx c;
+    int fd, is_select;
+
+    CU_ASSERT_FATAL(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    rl = saved;
+    if (rl.rlim_cur < FD_SETSIZE + 16 && (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= FD_SETSIZE + 16))
+        rl.rlim_cur = FD_SETSIZE + 16;
+    if (rl.rlim_cur < FD_SETSIZE + 16 || setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        CU_PASS("skipped: RLIMIT_NOFILE cannot reach past FD_SETSIZE");
+        return;
+    }
+    loop = begin(&b);
+    is_select = loop->backend == &rill__backend_select;
+    memset(&c, 0, sizeof c);
+    c.echo = 1;
+    srv = storm_server(loop, &c, NULL);
+    memset(&hooks, 0, sizeof hooks);
+    hooks.accept4 = highfd_accept4;
+    hooks.accept = highfd_accept;
+    high_fd = 0;
+    fd = connect_tcp(rill_server_port(srv));
+    CU_ASSERT_FATAL(fd >= 0);
+    rill__sys_hooks_set(&hooks);
+    if (is_select) {
+        CU_ASSERT(run_until_count(loop, &c.errors, 1, 3000));
+        CU_ASSERT_EQUAL(c.last_error, -EMFILE);
+        CU_ASSERT_EQUAL(c.clients, 0);
+        CU_ASSERT(peer_ended(loop, fd));
+        close(fd);
+        fd = connect_tcp(rill_server_port(srv));   /* accepted after the pause, low */
+    }
+    CU_ASSERT(run_until_count(loop, &c.clients, 1, 3000));
+    rill__sys_hooks_set(NULL);
+    CU_ASSERT(roundtrip(loop, fd, "high or low\n"));
+    CU_ASSERT_FALSE(fd_open(FD_SETSIZE + 8) && is_select);
+    close(fd);
+    e_close_wait(loop, srv, &c);
+    finish(loop, &b);
+    setrlimit(RLIMIT_NOFILE, &saved);
+}
+
+/* RILL_TRACE: a server's transitions and its failures, one line each. */
+static void test_trace_lines(void)
+{
+    baseline b;
+    rill_loop *loop = begin(&b);
+    rill_server_opts o;
+    rill_server *srv;
+    ectx c;
+    static char text[1 << 16];
+    char tpl[] = "/tmp/rill-srvtrace-XXXXXX";
+    int tfd, saved_err, was = rill__trace_on, lfd, fd;
+    ssize_t n;
+
+    tfd = mkstemp(tpl);
+    CU_ASSERT_FATAL(tfd >= 0);
+    unlink(tpl);
+    fflush(stderr);
+    saved_err = dup(2);
+    CU_ASSERT_FATAL(saved_err >= 0);
+    dup2(tfd, 2);
+    rill__trace_on = 1;
+
+    memset(&c, 0, sizeof c);
+    memset(&o, 0, sizeof o);
+    o.flags = AI_NUMERICHOST;
+    CU_ASSERT_EQUAL(bind_opts(loop, "nope.invalid", 0, &o, NULL), RILL_ENOTFOUND);
+    lfd = listening_socket(NULL);
+    o.flags = 0;
+    o.socks = &lfd;
+    o.nsocks = 1;
+    srv = rill_server_new(loop, NULL, 0, &o, e_on_client, &c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    e_close_wait(loop, srv, &c);
+    memset(&o, 0, sizeof o);
+    o.shutdown_timeout_ms = 100;
+    srv = rill_server_new(loop, "127.0.0.1", 0, &o, e_on_client, &c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    CU_ASSERT_EQUAL(rill_server_start_serving(srv, NULL, NULL), 0);
+    fd = connect_tcp_buf("127.0.0.1", rill_server_port(srv), 4096);
+    CU_ASSERT(run_until_count(loop, &c.clients, 1, 2000));
+    if (c.last != NULL) {
+        char *big = pattern(8u << 20);
+        if (big != NULL)
+            rill_write(c.last, big, 8u << 20, NULL, NULL);
+        free(big);
+    }
+    e_close_wait(loop, srv, &c);
+    close(fd);
+
+    fflush(stderr);
+    dup2(saved_err, 2);
+    close(saved_err);
+    rill__trace_on = was;
+    n = pread(tfd, text, sizeof text - 1, 0);
+    close(tfd);
+    CU_ASSERT_FATAL(n > 0);
+    text[n] = '\0';
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "server NEW -> NEW bind RILL_ENOTFOUND"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "1 given sockets"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "127.0.0.1 port 0"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "server NEW -> BOUND 127.0.0.1:"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "server BOUND -> SERVING sockets=1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "shutdown timeout: aborting 1 streams"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "-> CLOSED ETIMEDOUT"));
+    finish(loop, &b);
+}
+
 /* ------------------------------------------------------------------- TLS */
 
 static rill_tls *server_tls(void)
@@ -1538,6 +1842,12 @@ int test_server_errors_register(void)
         { "start_serving: polling fails part way", test_watch_fails_on_start },
         { "close without memory for the shutdown timer aborts", test_close_without_timer_aborts },
         { "abort twice then close: every callback once", test_close_after_abort },
+        { "bind: addresses not here, one family, SO_REUSEADDR off, IPv4 side taken", test_bind_address_errors },
+        { "bind: no descriptor left (RLIMIT_NOFILE)", test_bind_emfile },
+        { "serve_forever without a callback; close after two clients", test_forever_without_callback },
+        { "accept error without on_error", test_accept_error_without_on_error },
+        { "accept: a descriptor past FD_SETSIZE", test_descriptor_past_fd_setsize },
+        { "RILL_TRACE lines of a server", test_trace_lines },
         { "TLS: allocation walk after accept", test_tls_accept_alloc_walk },
         { NULL, NULL }
     };
