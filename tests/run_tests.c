@@ -31,6 +31,7 @@ int test_sim_connect_register(void);
 int test_connect_errors_register(void);
 int test_backends_register(void);
 int test_loop_errors_register(void);
+int test_server_errors_register(void);
 
 static const test_register_fn suites[] = {
     test_error_register,
@@ -53,6 +54,7 @@ static const test_register_fn suites[] = {
     test_connect_errors_register,
     test_backends_register,
     test_loop_errors_register,
+    test_server_errors_register,
 };
 
 /* Watchdog: a test that hangs fails the whole run loudly instead of stalling CI. */

@@ -281,6 +281,9 @@ static int gai_to_rill(int e)
 #ifdef EAI_NODATA
     case EAI_NODATA:
 #endif
+#ifdef EAI_ADDRFAMILY
+    case EAI_ADDRFAMILY:   /* glibc: a numeric host of the other family has no address of this one */
+#endif
         return RILL_ENOTFOUND;
     case EAI_MEMORY:
         return RILL_ENOMEM;
