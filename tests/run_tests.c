@@ -28,6 +28,7 @@ int test_faults_register(void);
 int test_hostile_register(void);
 int test_sim_connect_register(void);
 int test_backends_register(void);
+int test_stream_errors_register(void);
 
 static const test_register_fn suites[] = {
     test_error_register,
@@ -47,6 +48,7 @@ static const test_register_fn suites[] = {
     test_hostile_register,
     test_sim_connect_register,
     test_backends_register,
+    test_stream_errors_register,
 };
 
 /* Watchdog: a test that hangs fails the whole run loudly instead of stalling CI. */

@@ -1,0 +1,1000 @@
+/* Stream error paths: bad arguments with the documented RILL_E* codes, every
+   extra-info key (and bad keys, NULL and short buffers), pipe adoption refusals,
+   transport failures injected through lib/syshooks.h (EINTR, EPIPE with and
+   without a pending SIGPIPE, ECONNRESET, EIO), allocation failures of the read
+   and write buffers and of waiters, the close machine's less common turns, and
+   embedding (prepare/after select and poll) with bad arguments, stale entries,
+   descriptors select cannot hold and spurious readiness.
+
+   Each test asserts the status the API promises, that no callback runs from
+   inside the call that started it, and that the loop frees (rill_loop_free() == 0). */
+#include "support/testutil.h"
+#include "rill_private.h"
+#include "stream.h"
+#include "syshooks.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- helpers */
+
+static int g_in_call;   /* > 0 while a call that may start an operation runs */
+#define CALL(x) (g_in_call++, g_rc = (x), g_in_call--, g_rc)
+static int g_rc;
+
+typedef struct {
+    int calls, status, sync;
+} done_rec;
+
+static void done_cb(rill_stream *s, int status, void *ud)
+{
+    done_rec *d = ud;
+    (void)s;
+    if (g_in_call)
+        d->sync++;
+    d->calls++;
+    d->status = status;
+}
+
+typedef struct {
+    int calls, status, sync;
+    size_t len;
+    char data[64];
+} read_rec;
+
+static void read_cb(rill_stream *s, int status, const char *data, size_t len, void *ud)
+{
+    read_rec *r = ud;
+    (void)s;
+    if (g_in_call)
+        r->sync++;
+    r->calls++;
+    r->status = status;
+    r->len = len;
+    if (data != NULL)
+        memcpy(r->data, data, len < sizeof r->data ? len : sizeof r->data);
+}
+
+typedef struct {
+    rill_stream *s;
+    int calls, status;
+} adopted;
+
+static void adopt_cb(rill_stream *s, int status, void *ud)
+{
+    adopted *a = ud;
+    a->s = s;
+    a->status = status;
+    a->calls++;
+}
+
+/* fd as a read-write socket stream (rill_connect_sock completes from the loop). */
+static rill_stream *adopt_sock(rill_loop *loop, int fd)
+{
+    adopted a;
+    memset(&a, 0, sizeof a);
+    CU_ASSERT_EQUAL_FATAL(CALL(rill_connect_sock(loop, fd, NULL, adopt_cb, &a, NULL)), 0);
+    CU_ASSERT_EQUAL(a.calls, 0);
+    test_run_until(loop, &a.calls, 2000);
+    CU_ASSERT_FATAL(a.calls == 1 && a.status == 0 && a.s != NULL);
+    return a.s;
+}
+
+/* A socketpair: sv[0] becomes the stream, *peer stays the test's. */
+static rill_stream *pair_stream(rill_loop *loop, int *peer)
+{
+    int sv[2];
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    *peer = sv[1];
+    return adopt_sock(loop, sv[0]);
+}
+
+/* Runs short iterations until *flag is set or ms pass. */
+static int run_until(rill_loop *loop, const int *flag, int ms)
+{
+    uint64_t end = test_now_ms() + (uint64_t)ms;
+    while (!*flag && test_now_ms() < end)
+        rill_loop_run_once(loop, 5);
+    return *flag;
+}
+
+static void run_for(rill_loop *loop, int ms)
+{
+    int never = 0;
+    run_until(loop, &never, ms);
+}
+
+/* Aborts s, waits until its callbacks ran, frees the loop (== 0 asserted). */
+static void abort_and_finish(rill_loop *loop, rill_stream *s)
+{
+    if (s != NULL)
+        rill_abort(s);
+    test_loop_finish(loop);
+}
+
+/* A listening TCP socket on loopback: a socket with no peer. */
+static int listening_socket(void)
+{
+    struct sockaddr_in sin;
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(l >= 0);
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_EQUAL_FATAL(bind(l, (struct sockaddr *)&sin, sizeof sin), 0);
+    CU_ASSERT_EQUAL_FATAL(listen(l, 4), 0);
+    return l;
+}
+
+/* A connected TCP pair over loopback: *a accepted, *b connecting. */
+static void tcp_pair(int *a, int *b)
+{
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+    int l = listening_socket();
+    CU_ASSERT_EQUAL_FATAL(getsockname(l, (struct sockaddr *)&sin, &len), 0);
+    *b = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(*b >= 0);
+    CU_ASSERT_EQUAL_FATAL(connect(*b, (struct sockaddr *)&sin, sizeof sin), 0);
+    *a = accept(l, NULL, NULL);
+    CU_ASSERT_FATAL(*a >= 0);
+    close(l);
+}
+
+/* ------------------------------------------------------------- syscall hooks */
+
+/* Each hook fails with its errno for the next n calls on target, then is the real call. */
+static struct {
+    int fd;
+    int read_err, read_n;
+    int send_err, send_n;
+    int sendmsg_err, sendmsg_n;
+    int writev_err, writev_n;
+    int calls;
+} hk;
+
+static ssize_t hk_read(int fd, void *buf, size_t len)
+{
+    if (fd == hk.fd && hk.read_n > 0) {
+        hk.read_n--;
+        hk.calls++;
+        errno = hk.read_err;
+        return -1;
+    }
+    return read(fd, buf, len);
+}
+
+static ssize_t hk_send(int fd, const void *buf, size_t len, int flags)
+{
+    if (fd == hk.fd && hk.send_n > 0) {
+        hk.send_n--;
+        hk.calls++;
+        errno = hk.send_err;
+        return -1;
+    }
+    return send(fd, buf, len, flags);
+}
+
+static ssize_t hk_sendmsg(int fd, const struct msghdr *m, int flags)
+{
+    if (fd == hk.fd && hk.sendmsg_n > 0) {
+        hk.sendmsg_n--;
+        hk.calls++;
+        errno = hk.sendmsg_err;
+        return -1;
+    }
+    return sendmsg(fd, m, flags);
+}
+
+static ssize_t hk_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    if (fd == hk.fd && hk.writev_n > 0) {
+        hk.writev_n--;
+        hk.calls++;
+        errno = hk.writev_err;
+        return -1;
+    }
+    return writev(fd, iov, iovcnt);
+}
+
+static const rill__sys_hooks hook_table = {
+    hk_read, NULL, hk_sendmsg, hk_send, hk_writev, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+};
+
+static void hooks_on(int fd)
+{
+    memset(&hk, 0, sizeof hk);
+    hk.fd = fd;
+    rill__sys_hooks_set(&hook_table);
+}
+
+static void hooks_off(void)
+{
+    rill__sys_hooks_set(NULL);
+    memset(&hk, 0, sizeof hk);
+    hk.fd = -1;
+}
+
+/* ================================================================ arguments */
+
+static void test_bad_arguments(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s, *r, *w;
+    done_rec d;
+    read_rec rd;
+    struct iovec iov;
+    int peer, p[2];
+
+    memset(&d, 0, sizeof d);
+    memset(&rd, 0, sizeof rd);
+    s = pair_stream(loop, &peer);
+    iov.iov_base = (void *)"x";
+    iov.iov_len = 1;
+
+    CU_ASSERT_EQUAL(rill_write(NULL, "x", 1, NULL, NULL), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_write(s, NULL, 1, NULL, NULL), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_writelines(NULL, &iov, 1, NULL, NULL), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_writelines(s, &iov, -1, NULL, NULL), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_writelines(s, NULL, 1, done_cb, &d), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_drain(NULL, done_cb, &d), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_drain(s, NULL, NULL), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_close(NULL, done_cb, &d), RILL_EINVAL);
+    rill_abort(NULL);   /* documented as harmless */
+    CU_ASSERT_EQUAL(rill_wait_closed(NULL, done_cb, &d), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_wait_closed(s, NULL, NULL), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_read_cancel(NULL), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_pause_reading(NULL), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_resume_reading(NULL), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_set_read_timeout(NULL, 10), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_set_close_timeout(NULL, 10), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_set_write_buffer_limits(NULL, 10, 1), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_set_write_buffer_limits(s, 1, 10), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_set_write_buffer_max(NULL, 10), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_read(NULL, 1, read_cb, &rd), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_read(s, -2, read_cb, &rd), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_read(s, 1, NULL, NULL), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_readuntil(s, NULL, 1, read_cb, &rd), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_readuntil(s, "x", 0, read_cb, &rd), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_can_write_eof(NULL), 0);
+    CU_ASSERT_EQUAL(rill_can_write_eof(s), 1);
+    /* Nothing was written or queued by the refused calls. */
+    CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), 0);
+
+    /* One-way pipes refuse the other direction with RILL_EMODE. */
+    CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+    CU_ASSERT_EQUAL_FATAL(rill_connect_read_pipe(loop, p[0], 0, &r), 0);
+    CU_ASSERT_EQUAL_FATAL(rill_connect_write_pipe(loop, p[1], 0, &w), 0);
+    CU_ASSERT_EQUAL(rill_can_write_eof(r), 0);
+    CU_ASSERT_EQUAL(rill_can_write_eof(w), 0);   /* a pipe has no half-close */
+    CU_ASSERT_EQUAL(rill_write_eof(w), RILL_EMODE);
+    CU_ASSERT_EQUAL(rill_write(r, "x", 1, NULL, NULL), RILL_EMODE);
+    CU_ASSERT_EQUAL(rill_drain(r, done_cb, &d), RILL_EMODE);
+    CU_ASSERT_EQUAL(rill_set_write_buffer_max(r, 10), RILL_EMODE);
+    CU_ASSERT_EQUAL(rill_read(w, 1, read_cb, &rd), RILL_EMODE);
+    CU_ASSERT_EQUAL(rill_pause_reading(w), RILL_EMODE);
+    CU_ASSERT_EQUAL(rill_resume_reading(w), RILL_EMODE);
+    rill_abort(r);
+    rill_abort(w);
+
+    run_for(loop, 20);
+    CU_ASSERT_EQUAL(d.calls, 0);
+    CU_ASSERT_EQUAL(rd.calls, 0);
+    close(peer);
+    abort_and_finish(loop, s);
+}
+
+/* rill_connect_sock and the pipe adopters refuse what cannot be a stream. */
+static void test_adoption_refused(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *r = NULL;
+    adopted a;
+    char path[] = "/tmp/rill-stream-errors-XXXXXX";
+    int fd, u, p[2], closed;
+
+    memset(&a, 0, sizeof a);
+    /* A closed descriptor: the system's error, EBADF. */
+    closed = dup(0);
+    CU_ASSERT_FATAL(closed >= 0);
+    close(closed);
+    CU_ASSERT_EQUAL(rill_connect_read_pipe(loop, closed, 0, &r), -EBADF);
+    CU_ASSERT_EQUAL(rill_connect_write_pipe(loop, closed, 0, &r), -EBADF);
+    CU_ASSERT_EQUAL(CALL(rill_connect_sock(loop, closed, NULL, adopt_cb, &a, NULL)), -EBADF);
+    CU_ASSERT_EQUAL(rill_connect_read_pipe(loop, 0, 0, NULL), RILL_EINVAL);
+
+    /* A regular file is always ready: refused. Not a socket either. */
+    fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    unlink(path);
+    CU_ASSERT_EQUAL(rill_connect_read_pipe(loop, fd, 0, &r), RILL_EINVAL);
+    CU_ASSERT_EQUAL(CALL(rill_connect_sock(loop, fd, NULL, adopt_cb, &a, NULL)), RILL_EINVAL);
+    close(fd);
+
+    /* A datagram socket is a socket but not a stream. */
+    u = socket(AF_INET, SOCK_DGRAM, 0);
+    CU_ASSERT_FATAL(u >= 0);
+    CU_ASSERT_EQUAL(CALL(rill_connect_sock(loop, u, NULL, adopt_cb, &a, NULL)), RILL_EINVAL);
+    close(u);
+
+    /* Pipe ends opened the wrong way round could never move a byte. */
+    CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+    CU_ASSERT_EQUAL(rill_connect_read_pipe(loop, p[1], 0, &r), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_connect_write_pipe(loop, p[0], 0, &r), RILL_EINVAL);
+    close(p[0]);
+    close(p[1]);
+
+    /* A character device is accepted, as asyncio does: a pseudo-terminal master,
+       which every backend can poll (epoll refuses /dev/null). */
+    r = NULL;
+    if ((fd = open("/dev/ptmx", O_RDWR | O_NOCTTY)) >= 0) {
+        CU_ASSERT_EQUAL(rill_connect_read_pipe(loop, fd, 0, &r), 0);
+        CU_ASSERT_PTR_NOT_NULL(r);
+        CU_ASSERT_EQUAL(rill_fileno(r), fd);
+    }
+
+    run_for(loop, 10);
+    CU_ASSERT_EQUAL(a.calls, 0);
+    abort_and_finish(loop, r);
+}
+
+/* =============================================================== extra info */
+
+static void test_extra_info_socket(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char buf[128], num[32];
+    int a, b;
+
+    tcp_pair(&a, &b);
+    s = adopt_sock(loop, a);
+    snprintf(num, sizeof num, "%d", a);
+
+    CU_ASSERT_EQUAL(rill_fileno(NULL), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_fileno(s), a);
+    CU_ASSERT_EQUAL(rill_get_extra_info(NULL, "socket", buf, sizeof buf), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_get_extra_info(s, NULL, buf, sizeof buf), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_get_extra_info(s, "no-such-key", buf, sizeof buf), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_get_extra_info(s, "socket", buf, sizeof buf), (int)strlen(num));
+    CU_ASSERT_STRING_EQUAL(buf, num);
+    CU_ASSERT_EQUAL(rill_get_extra_info(s, "pipe", buf, sizeof buf), RILL_EMODE);
+    CU_ASSERT(rill_get_extra_info(s, "peername", buf, sizeof buf) > 0);
+    CU_ASSERT(strncmp(buf, "127.0.0.1:", 10) == 0);
+    CU_ASSERT(rill_get_extra_info(s, "sockname", buf, sizeof buf) > 0);
+    CU_ASSERT(strncmp(buf, "127.0.0.1:", 10) == 0);
+    /* TLS keys on a plain stream: not this transport. */
+    CU_ASSERT_EQUAL(rill_get_extra_info(s, "peercert", buf, sizeof buf), RILL_EMODE);
+    CU_ASSERT_EQUAL(rill_get_extra_info(s, "cipher", buf, sizeof buf), RILL_EMODE);
+    CU_ASSERT_EQUAL(rill_get_extra_info(s, "compression", buf, sizeof buf), RILL_EMODE);
+    CU_ASSERT_EQUAL(rill_get_extra_info(s, "alpn", buf, sizeof buf), RILL_EMODE);
+
+    /* Short buffers: RILL_ENOBUFS, buf "" when it has room for that, else untouched. */
+    strcpy(buf, "Z");
+    CU_ASSERT_EQUAL(rill_get_extra_info(s, "socket", buf, strlen(num)), RILL_ENOBUFS);
+    CU_ASSERT_STRING_EQUAL(buf, "");
+    buf[0] = 'Z';
+    CU_ASSERT_EQUAL(rill_get_extra_info(s, "socket", buf, 0), RILL_ENOBUFS);
+    CU_ASSERT_EQUAL(buf[0], 'Z');
+    CU_ASSERT_EQUAL(rill_get_extra_info(s, "sockname", NULL, 64), RILL_ENOBUFS);
+
+    /* Addresses: EINVAL without a place for them, ENOBUFS with the size needed. */
+    CU_ASSERT_EQUAL(rill_peername(NULL, (struct sockaddr *)&ss, &len), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_sockname(NULL, (struct sockaddr *)&ss, &len), RILL_EINVAL);
+    len = sizeof ss;
+    CU_ASSERT_EQUAL(rill_peername(s, NULL, &len), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_sockname(s, (struct sockaddr *)&ss, NULL), RILL_EINVAL);
+    len = 2;
+    CU_ASSERT_EQUAL(rill_peername(s, (struct sockaddr *)&ss, &len), RILL_ENOBUFS);
+    CU_ASSERT_EQUAL(len, (socklen_t)sizeof(struct sockaddr_in));
+    CU_ASSERT_EQUAL(rill_peername(s, (struct sockaddr *)&ss, &len), 0);
+    CU_ASSERT_EQUAL(ss.ss_family, AF_INET);
+    len = sizeof ss;
+    CU_ASSERT_EQUAL(rill_sockname(s, (struct sockaddr *)&ss, &len), 0);
+    CU_ASSERT_EQUAL(len, (socklen_t)sizeof(struct sockaddr_in));
+
+    close(b);
+    abort_and_finish(loop, s);
+}
+
+static void test_format_addr(void)
+{
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+    struct sockaddr sa;
+    char buf[64];
+
+    CU_ASSERT_EQUAL(rill_format_addr(NULL, buf, sizeof buf), RILL_EINVAL);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_family = AF_UNSPEC;
+    CU_ASSERT_EQUAL(rill_format_addr(&sa, buf, sizeof buf), RILL_EINVAL);
+    memset(&in, 0, sizeof in);
+    in.sin_family = AF_INET;
+    in.sin_port = htons(8080);
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_EQUAL(rill_format_addr((struct sockaddr *)&in, buf, sizeof buf), 14);
+    CU_ASSERT_STRING_EQUAL(buf, "127.0.0.1:8080");
+    CU_ASSERT_EQUAL(rill_format_addr((struct sockaddr *)&in, buf, 14), RILL_ENOBUFS);
+    CU_ASSERT_STRING_EQUAL(buf, "");
+    memset(&in6, 0, sizeof in6);
+    in6.sin6_family = AF_INET6;
+    in6.sin6_port = htons(443);
+    in6.sin6_addr = in6addr_loopback;
+    CU_ASSERT_EQUAL(rill_format_addr((struct sockaddr *)&in6, buf, sizeof buf), 9);
+    CU_ASSERT_STRING_EQUAL(buf, "[::1]:443");
+}
+
+static void test_extra_info_pipe(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *r;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char buf[32], num[32];
+    int p[2];
+
+    CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+    CU_ASSERT_EQUAL_FATAL(rill_connect_read_pipe(loop, p[0], 0, &r), 0);
+    snprintf(num, sizeof num, "%d", p[0]);
+    CU_ASSERT_EQUAL(rill_get_extra_info(r, "pipe", buf, sizeof buf), (int)strlen(num));
+    CU_ASSERT_STRING_EQUAL(buf, num);
+    CU_ASSERT_EQUAL(rill_get_extra_info(r, "socket", buf, sizeof buf), RILL_EMODE);
+    CU_ASSERT_EQUAL(rill_get_extra_info(r, "peername", buf, sizeof buf), RILL_EMODE);
+    CU_ASSERT_EQUAL(rill_get_extra_info(r, "sockname", buf, sizeof buf), RILL_EMODE);
+    CU_ASSERT_EQUAL(rill_peername(r, (struct sockaddr *)&ss, &len), RILL_EMODE);
+    CU_ASSERT_EQUAL(rill_sockname(r, (struct sockaddr *)&ss, &len), RILL_EMODE);
+    close(p[1]);
+    abort_and_finish(loop, r);
+}
+
+/* A socket with no peer (a listening one, adopted as a write end): no peer
+   address to give, its own address still there. */
+static void test_extra_info_no_peer(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *w;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char buf[64];
+    int l = listening_socket();
+
+    CU_ASSERT_EQUAL_FATAL(rill_connect_write_pipe(loop, l, 0, &w), 0);
+    CU_ASSERT_EQUAL(rill_peername(w, (struct sockaddr *)&ss, &len), -ENOTCONN);
+    CU_ASSERT_EQUAL(rill_get_extra_info(w, "peername", buf, sizeof buf), -ENOENT);
+    CU_ASSERT(rill_get_extra_info(w, "sockname", buf, sizeof buf) > 0);
+    CU_ASSERT(strncmp(buf, "127.0.0.1:", 10) == 0);
+    abort_and_finish(loop, w);
+}
+
+/* A stream lost to a read error keeps its handle until closed: the descriptor
+   is gone (RILL_ECLOSED, -ENOENT), the next read still reports the error, and
+   once the user closed it reads are refused with RILL_ECLOSED. */
+static void test_lost_stream_info(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *r;
+    read_rec rd, rd2;
+    done_rec wc;
+    char buf[32];
+    int p[2];
+
+    memset(&rd, 0, sizeof rd);
+    memset(&rd2, 0, sizeof rd2);
+    memset(&wc, 0, sizeof wc);
+    CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+    CU_ASSERT_EQUAL_FATAL(rill_connect_read_pipe(loop, p[0], 0, &r), 0);
+    hooks_on(p[0]);
+    hk.read_err = EIO;
+    hk.read_n = 1;
+    CU_ASSERT_EQUAL(CALL(rill_read(r, 10, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(CALL(rill_wait_closed(r, done_cb, &wc)), 0);
+    CU_ASSERT_EQUAL(write(p[1], "abc", 3), 3);
+    run_until(loop, &wc.calls, 2000);
+    hooks_off();
+    CU_ASSERT_EQUAL(rd.calls, 1);
+    CU_ASSERT_EQUAL(rd.status, -EIO);
+    CU_ASSERT_EQUAL(rd.sync, 0);
+    CU_ASSERT_EQUAL(wc.calls, 1);
+    CU_ASSERT_EQUAL(wc.status, -EIO);
+    CU_ASSERT_EQUAL(rill_fileno(r), RILL_ECLOSED);
+    CU_ASSERT_EQUAL(rill_get_extra_info(r, "pipe", buf, sizeof buf), -ENOENT);
+    CU_ASSERT_EQUAL(rill_get_extra_info(r, "socket", buf, sizeof buf), RILL_EMODE);
+    /* asyncio: after a loss the next read reports the error again. */
+    CU_ASSERT_EQUAL(CALL(rill_read(r, 10, read_cb, &rd2)), 0);
+    run_until(loop, &rd2.calls, 1000);
+    CU_ASSERT_EQUAL(rd2.calls, 1);
+    CU_ASSERT_EQUAL(rd2.status, -EIO);
+    CU_ASSERT_EQUAL(rill_close(r, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(rill_read(r, 10, read_cb, &rd2), RILL_ECLOSED);
+    close(p[1]);
+    test_loop_finish(loop);
+}
+
+/* A lost socket: "socket" has no descriptor to give any more. */
+static void test_lost_socket_info(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    done_rec wc;
+    char buf[32];
+    int peer;
+
+    memset(&wc, 0, sizeof wc);
+    s = pair_stream(loop, &peer);
+    hooks_on(s->fd);
+    hk.send_err = ECONNRESET;
+    hk.send_n = 1;
+    CU_ASSERT_EQUAL(CALL(rill_write(s, "hello", 5, NULL, NULL)), -ECONNRESET);
+    hooks_off();
+    CU_ASSERT_EQUAL(rill_get_extra_info(s, "socket", buf, sizeof buf), -ENOENT);
+    /* The stored error answers every later write and drain, without a system call. */
+    CU_ASSERT_EQUAL(rill_write(s, "x", 1, NULL, NULL), -ECONNRESET);
+    CU_ASSERT_EQUAL(rill_drain(s, done_cb, &wc), -ECONNRESET);
+    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, &wc)), 0);
+    run_until(loop, &wc.calls, 1000);
+    CU_ASSERT_EQUAL(wc.calls, 1);
+    CU_ASSERT_EQUAL(wc.status, -ECONNRESET);
+    CU_ASSERT_EQUAL(wc.sync, 0);
+    close(peer);
+    CU_ASSERT_EQUAL(rill_close(s, NULL, NULL), 0);
+    test_loop_finish(loop);
+}
+
+/* ============================================================== transports */
+
+/* EINTR from writev is retried; the bytes arrive once. */
+static void test_pipe_writev_eintr(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *w;
+    char buf[16];
+    int p[2];
+
+    CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+    CU_ASSERT_EQUAL_FATAL(rill_connect_write_pipe(loop, p[1], 0, &w), 0);
+    hooks_on(p[1]);
+    hk.writev_err = EINTR;
+    hk.writev_n = 2;
+    CU_ASSERT_EQUAL(rill_write(w, "ping", 4, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(hk.calls, 2);
+    hooks_off();
+    CU_ASSERT_EQUAL(rill_get_write_buffer_size(w), 0);
+    CU_ASSERT_EQUAL(read(p[0], buf, sizeof buf), 4);
+    CU_ASSERT_EQUAL(memcmp(buf, "ping", 4), 0);
+    close(p[0]);
+    abort_and_finish(loop, w);
+}
+
+/* EPIPE without any SIGPIPE raised (as a hook gives it): reported, nothing to consume. */
+static void test_pipe_epipe_without_signal(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *w;
+    done_rec wc;
+    int p[2];
+
+    memset(&wc, 0, sizeof wc);
+    CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+    CU_ASSERT_EQUAL_FATAL(rill_connect_write_pipe(loop, p[1], 0, &w), 0);
+    CU_ASSERT_EQUAL(CALL(rill_wait_closed(w, done_cb, &wc)), 0);
+    hooks_on(p[1]);
+    hk.writev_err = EPIPE;
+    hk.writev_n = 1;
+    CU_ASSERT_EQUAL(CALL(rill_write(w, "ping", 4, NULL, NULL)), -EPIPE);
+    hooks_off();
+    run_until(loop, &wc.calls, 1000);
+    CU_ASSERT_EQUAL(wc.calls, 1);
+    CU_ASSERT_EQUAL(wc.status, -EPIPE);
+    CU_ASSERT_EQUAL(wc.sync, 0);
+    close(p[0]);
+    CU_ASSERT_EQUAL(rill_close(w, NULL, NULL), 0);
+    test_loop_finish(loop);
+}
+
+/* A SIGPIPE the program already had pending is not the library's to consume:
+   after a real broken-pipe write it is still pending, exactly once. */
+static void test_pipe_epipe_with_pending_sigpipe(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *w;
+    sigset_t block, old, pending;
+    struct timespec zero = { 0, 0 };
+    int p[2], sig;
+
+    CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+    CU_ASSERT_EQUAL_FATAL(rill_connect_write_pipe(loop, p[1], 0, &w), 0);
+    close(p[0]);
+    sigemptyset(&block);
+    sigaddset(&block, SIGPIPE);
+    CU_ASSERT_EQUAL_FATAL(pthread_sigmask(SIG_BLOCK, &block, &old), 0);
+    CU_ASSERT_EQUAL(pthread_kill(pthread_self(), SIGPIPE), 0);
+    CU_ASSERT_EQUAL(rill_write(w, "ping", 4, NULL, NULL), -EPIPE);
+    sigemptyset(&pending);
+    sigpending(&pending);
+    CU_ASSERT(sigismember(&pending, SIGPIPE));
+    sig = sigtimedwait(&block, NULL, &zero);
+    CU_ASSERT_EQUAL(sig, SIGPIPE);
+    sigemptyset(&pending);
+    sigpending(&pending);
+    CU_ASSERT(!sigismember(&pending, SIGPIPE));   /* the write's own signal was consumed */
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    CU_ASSERT_EQUAL(rill_close(w, NULL, NULL), 0);
+    test_loop_finish(loop);
+}
+
+/* sendmsg (several lines at once) retried on EINTR: every byte once, in order. */
+static void test_sendmsg_eintr(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    struct iovec iov[3];
+    char buf[32];
+    int peer;
+    ssize_t n;
+
+    s = pair_stream(loop, &peer);
+    iov[0].iov_base = (void *)"one ";
+    iov[0].iov_len = 4;
+    iov[1].iov_base = (void *)"two ";
+    iov[1].iov_len = 4;
+    iov[2].iov_base = (void *)"three";
+    iov[2].iov_len = 5;
+    hooks_on(s->fd);
+    hk.sendmsg_err = EINTR;
+    hk.sendmsg_n = 3;
+    CU_ASSERT_EQUAL(rill_writelines(s, iov, 3, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(hk.calls, 3);
+    hooks_off();
+    CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), 0);
+    n = read(peer, buf, sizeof buf);
+    CU_ASSERT_EQUAL(n, 13);
+    CU_ASSERT_EQUAL(memcmp(buf, "one two three", 13), 0);
+    /* sendmsg failing for good: the stream is lost with that error. */
+    hooks_on(s->fd);
+    hk.sendmsg_err = ECONNRESET;
+    hk.sendmsg_n = 1;
+    CU_ASSERT_EQUAL(rill_writelines(s, iov, 2, NULL, NULL), -ECONNRESET);
+    hooks_off();
+    CU_ASSERT_EQUAL(rill_fileno(s), RILL_ECLOSED);
+    close(peer);
+    abort_and_finish(loop, s);
+}
+
+/* ============================================================= write side */
+
+static void test_write_eof_states(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    done_rec d;
+    char buf[8];
+    int peer;
+
+    memset(&d, 0, sizeof d);
+    s = pair_stream(loop, &peer);
+    CU_ASSERT_EQUAL(rill_write_eof(s), 0);
+    CU_ASSERT_EQUAL(rill_write_eof(s), 0);   /* already asked: still 0 */
+    /* New limits after EOF change nothing: nothing can be written any more. */
+    CU_ASSERT_EQUAL(rill_set_write_buffer_limits(s, 10, 5), 0);
+    CU_ASSERT_EQUAL(rill_write(s, "x", 1, NULL, NULL), RILL_ECLOSED);
+    CU_ASSERT_EQUAL(rill_drain(s, done_cb, &d), 0);
+    run_until(loop, &d.calls, 1000);
+    CU_ASSERT_EQUAL(d.calls, 1);
+    CU_ASSERT_EQUAL(d.status, 0);
+    CU_ASSERT_EQUAL(read(peer, buf, sizeof buf), 0);   /* the peer hears EOF */
+    close(peer);
+    abort_and_finish(loop, s);
+}
+
+/* shutdown() failing (the connection was reset, so there is nothing to half-close):
+   the stream is lost with the system's error. */
+static void test_write_eof_shutdown_fails(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    struct linger lg;
+    struct pollfd pf;
+    done_rec wc;
+    int a, b;
+
+    memset(&wc, 0, sizeof wc);
+    tcp_pair(&a, &b);
+    s = adopt_sock(loop, a);
+    CU_ASSERT_EQUAL(rill_pause_reading(s), 0);
+    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, &wc)), 0);
+    lg.l_onoff = 1;
+    lg.l_linger = 0;
+    CU_ASSERT_EQUAL(setsockopt(b, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(b);   /* an RST */
+    pf.fd = a;
+    pf.events = POLLIN;
+    pf.revents = 0;
+    CU_ASSERT_EQUAL(poll(&pf, 1, 2000), 1);
+    CU_ASSERT_EQUAL(CALL(rill_write_eof(s)), 0);
+    CU_ASSERT_EQUAL(rill_fileno(s), RILL_ECLOSED);
+    run_until(loop, &wc.calls, 1000);
+    CU_ASSERT_EQUAL(wc.calls, 1);
+    CU_ASSERT_EQUAL(wc.status, -ENOTCONN);
+    CU_ASSERT_EQUAL(wc.sync, 0);
+    CU_ASSERT_EQUAL(rill_close(s, NULL, NULL), 0);
+    test_loop_finish(loop);
+}
+
+/* No memory for the bytes the descriptor did not take: the write fails with
+   RILL_ENOMEM, its callback never runs, and the stream is lost (part of the
+   data may be on the wire). */
+static void test_write_buffer_enomem(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    done_rec d, wc;
+    int peer;
+
+    memset(&d, 0, sizeof d);
+    memset(&wc, 0, sizeof wc);
+    s = pair_stream(loop, &peer);
+    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, &wc)), 0);
+    hooks_on(s->fd);
+    hk.send_err = EAGAIN;
+    hk.send_n = 1;
+    rill__alloc_fail_at(2);   /* the drain waiter first, then the buffer */
+    CU_ASSERT_EQUAL(CALL(rill_write(s, "hello", 5, done_cb, &d)), RILL_ENOMEM);
+    rill__alloc_fail_at(0);
+    hooks_off();
+    CU_ASSERT_EQUAL(rill_write(s, "x", 1, NULL, NULL), RILL_ENOMEM);
+    run_until(loop, &wc.calls, 1000);
+    CU_ASSERT_EQUAL(wc.calls, 1);
+    CU_ASSERT_EQUAL(wc.status, RILL_ENOMEM);
+    CU_ASSERT_EQUAL(d.calls, 0);
+    close(peer);
+    abort_and_finish(loop, s);
+}
+
+/* No memory for a waiter: drain, close and wait_closed fail with RILL_ENOMEM and
+   change nothing (the stream stays open and usable). */
+static void test_waiter_enomem(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    done_rec d;
+    char buf[8];
+    int peer;
+
+    memset(&d, 0, sizeof d);
+    s = pair_stream(loop, &peer);
+    rill__alloc_fail_at(1);
+    CU_ASSERT_EQUAL(rill_drain(s, done_cb, &d), RILL_ENOMEM);
+    rill__alloc_fail_at(1);
+    CU_ASSERT_EQUAL(rill_wait_closed(s, done_cb, &d), RILL_ENOMEM);
+    rill__alloc_fail_at(1);
+    CU_ASSERT_EQUAL(rill_close(s, done_cb, &d), RILL_ENOMEM);
+    rill__alloc_fail_at(0);
+    CU_ASSERT_EQUAL(rill_is_closing(s), 0);
+    CU_ASSERT_EQUAL(rill_write(s, "ok", 2, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(read(peer, buf, sizeof buf), 2);
+    run_for(loop, 10);
+    CU_ASSERT_EQUAL(d.calls, 0);
+    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, &d)), 0);
+    run_until(loop, &d.calls, 1000);
+    CU_ASSERT_EQUAL(d.calls, 1);
+    CU_ASSERT_EQUAL(d.status, 0);
+    close(peer);
+    test_loop_finish(loop);
+}
+
+/* ============================================================== read side */
+
+/* No memory to grow a read buffer that holds a partial line: the read ends with
+   RILL_ENOMEM and the stream is lost. */
+static void test_read_buffer_enomem(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    read_rec rd;
+    char big[20000];
+    int peer, i;
+
+    memset(&rd, 0, sizeof rd);
+    s = pair_stream(loop, &peer);
+    CU_ASSERT_EQUAL(CALL(rill_readline(s, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(write(peer, "abc", 3), 3);
+    for (i = 0; i < 400 && s->rbuf.len < 3; i++)
+        rill_loop_run_once(loop, 5);
+    CU_ASSERT_EQUAL_FATAL(s->rbuf.len, 3);   /* kept in the stream's own buffer */
+    CU_ASSERT_FATAL(s->rbuf.cap > 0 && s->rbuf.cap < 3 + 16384);
+    memset(big, 'x', sizeof big);
+    CU_ASSERT_EQUAL(write(peer, big, sizeof big), (ssize_t)sizeof big);
+    rill__alloc_fail_at(1);
+    run_until(loop, &rd.calls, 2000);
+    rill__alloc_fail_at(0);
+    CU_ASSERT_EQUAL(rd.calls, 1);
+    CU_ASSERT_EQUAL(rd.status, RILL_ENOMEM);
+    CU_ASSERT_EQUAL(rd.sync, 0);
+    CU_ASSERT_EQUAL(rill_fileno(s), RILL_ECLOSED);
+    close(peer);
+    abort_and_finish(loop, s);
+}
+
+/* A second cancel keeps the first reason; a read timeout set while the close
+   answers the read starts no timer: the read gets RILL_ECANCELED, once. */
+static void test_read_cancel_and_timeout_while_closing(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    read_rec rd, rd2;
+    done_rec c;
+    int peer;
+
+    memset(&rd, 0, sizeof rd);
+    memset(&rd2, 0, sizeof rd2);
+    memset(&c, 0, sizeof c);
+    s = pair_stream(loop, &peer);
+    CU_ASSERT_EQUAL(CALL(rill_read(s, 10, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(CALL(rill_read_cancel(s)), 0);
+    CU_ASSERT_EQUAL(CALL(rill_read_cancel(s)), 0);
+    run_until(loop, &rd.calls, 1000);
+    CU_ASSERT_EQUAL(rd.calls, 1);
+    CU_ASSERT_EQUAL(rd.status, RILL_ECANCELED);
+    CU_ASSERT_EQUAL(rd.sync, 0);
+    CU_ASSERT_EQUAL(rill_read_cancel(s), 0);   /* nothing pending: nothing to do */
+
+    CU_ASSERT_EQUAL(CALL(rill_read(s, 10, read_cb, &rd2)), 0);
+    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, &c)), 0);
+    CU_ASSERT_EQUAL(rill_set_read_timeout(s, 1), 0);
+    CU_ASSERT_FALSE(rill__timer_armed(&s->read_timer));
+    run_until(loop, &c.calls, 1000);
+    CU_ASSERT_EQUAL(rd2.calls, 1);
+    CU_ASSERT_EQUAL(rd2.status, RILL_ECANCELED);
+    CU_ASSERT_EQUAL(c.calls, 1);
+    CU_ASSERT_EQUAL(c.status, 0);
+    close(peer);
+    test_loop_finish(loop);
+}
+
+/* ========================================================== close machine */
+
+/* Closing again while a close flushes adds a callback and changes nothing else;
+   a close timeout set then cleared during the flush never fires. */
+static void test_close_twice_while_flushing(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    done_rec c1, c2;
+    static char data[256 * 1024], sink[65536];
+    size_t got = 0;
+    int peer, bytes = 4096;
+    uint64_t end;
+
+    memset(&c1, 0, sizeof c1);
+    memset(&c2, 0, sizeof c2);
+    memset(data, 'd', sizeof data);
+    s = pair_stream(loop, &peer);
+    setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+    CU_ASSERT_EQUAL(rill_write(s, data, sizeof data, NULL, NULL), 0);
+    CU_ASSERT_FATAL(rill_get_write_buffer_size(s) > 0);
+    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, &c1)), 0);
+    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, &c2)), 0);
+    CU_ASSERT_EQUAL(rill_set_close_timeout(s, 30), 0);
+    CU_ASSERT(rill__timer_armed(&s->close_timer));
+    CU_ASSERT_EQUAL(rill_set_close_timeout(s, 0), 0);
+    CU_ASSERT_FALSE(rill__timer_armed(&s->close_timer));
+    run_for(loop, 80);   /* past the cleared timeout */
+    CU_ASSERT_EQUAL(c1.calls, 0);
+    end = test_now_ms() + 5000;
+    fcntl(peer, F_SETFL, O_NONBLOCK);
+    for (;;) {
+        ssize_t n = read(peer, sink, sizeof sink);
+        if (n > 0)
+            got += (size_t)n;
+        if (n == 0 || test_now_ms() >= end)
+            break;   /* EOF: the stream closed after its last byte */
+        rill_loop_run_once(loop, 1);
+    }
+    CU_ASSERT_EQUAL(got, sizeof data);
+    CU_ASSERT_EQUAL(c1.calls, 1);
+    CU_ASSERT_EQUAL(c1.status, 0);
+    CU_ASSERT_EQUAL(c2.calls, 1);
+    CU_ASSERT_EQUAL(c2.status, 0);
+    CU_ASSERT_EQUAL(c1.sync + c2.sync, 0);
+    close(peer);
+    test_loop_finish(loop);
+}
+
+/* Callbacks of the close that ask for more: a close callback waits for the
+   close, that callback closes again; each is answered once, then the stream is freed. */
+typedef struct {
+    done_rec first, waited, again;
+} chain;
+
+static void chain_again(rill_stream *s, int status, void *ud)
+{
+    chain *c = ud;
+    done_cb(s, status, &c->again);
+}
+
+static void chain_waited(rill_stream *s, int status, void *ud)
+{
+    chain *c = ud;
+    done_cb(s, status, &c->waited);
+    CU_ASSERT_EQUAL(rill_close(s, chain_again, c), 0);
+}
+
+static void chain_first(rill_stream *s, int status, void *ud)
+{
+    chain *c = ud;
+    done_cb(s, status, &c->first);
+    CU_ASSERT_EQUAL(rill_wait_closed(s, chain_waited, c), 0);
+}
+
+static void test_close_callbacks_chain(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    chain c;
+    int peer;
+
+    memset(&c, 0, sizeof c);
+    s = pair_stream(loop, &peer);
+    CU_ASSERT_EQUAL(CALL(rill_close(s, chain_first, &c)), 0);
+    run_until(loop, &c.again.calls, 1000);
+    CU_ASSERT_EQUAL(c.first.calls, 1);
+    CU_ASSERT_EQUAL(c.waited.calls, 1);
+    CU_ASSERT_EQUAL(c.again.calls, 1);
+    CU_ASSERT_EQUAL(c.first.status, 0);
+    CU_ASSERT_EQUAL(c.waited.status, 0);
+    CU_ASSERT_EQUAL(c.again.status, 0);
+    CU_ASSERT_EQUAL(c.first.sync, 0);
+    close(peer);
+    test_loop_finish(loop);
+}
+
+static void test_state_names(void)
+{
+    CU_ASSERT_STRING_EQUAL(rill__close_state_name(CLOSE_OPEN), "OPEN");
+    CU_ASSERT_STRING_EQUAL(rill__close_state_name(CLOSE_NOTIFY), "NOTIFY");
+    CU_ASSERT_STRING_EQUAL(rill__close_state_name(CLOSE_FREED), "FREED");
+    CU_ASSERT_STRING_EQUAL(rill__read_state_name(READ_IDLE), "IDLE");
+    CU_ASSERT_STRING_EQUAL(rill__read_state_name(READ_WAIT), "WAIT");
+}
+
+int test_stream_errors_register(void)
+{
+    static const test_case cases[] = {
+        { "bad arguments: RILL_EINVAL / RILL_EMODE, no callback", test_bad_arguments },
+        { "adoption refuses closed fds, files, datagrams, wrong pipe ends", test_adoption_refused },
+        { "extra info of a socket: every key, bad keys, short buffers", test_extra_info_socket },
+        { "rill_format_addr: families, short buffer, bad arguments", test_format_addr },
+        { "extra info of a pipe: socket keys refused", test_extra_info_pipe },
+        { "extra info of a socket without a peer", test_extra_info_no_peer },
+        { "read error (EIO): handle kept, fd gone, error repeated", test_lost_stream_info },
+        { "send ECONNRESET: stored error answers later writes", test_lost_socket_info },
+        { "pipe writev EINTR is retried", test_pipe_writev_eintr },
+        { "pipe EPIPE without a signal", test_pipe_epipe_without_signal },
+        { "a pending SIGPIPE is left pending", test_pipe_epipe_with_pending_sigpipe },
+        { "sendmsg EINTR retried, ECONNRESET loses the stream", test_sendmsg_eintr },
+        { "write_eof twice, limits and writes after it", test_write_eof_states },
+        { "write_eof on a reset connection: lost with ENOTCONN", test_write_eof_shutdown_fails },
+        { "write buffer ENOMEM: write fails, stream lost, no callback", test_write_buffer_enomem },
+        { "waiter ENOMEM: drain, close, wait_closed change nothing", test_waiter_enomem },
+        { "read buffer ENOMEM: read ends with RILL_ENOMEM", test_read_buffer_enomem },
+        { "read cancel twice; read timeout while closing", test_read_cancel_and_timeout_while_closing },
+        { "close twice while flushing; close timeout cleared", test_close_twice_while_flushing },
+        { "close callbacks that wait and close again", test_close_callbacks_chain },
+        { "state names", test_state_names },
+        { NULL, NULL }
+    };
+    return test_add_suite("stream_errors", cases);
+}
