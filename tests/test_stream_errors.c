@@ -970,6 +970,348 @@ static void test_state_names(void)
     CU_ASSERT_STRING_EQUAL(rill__read_state_name(READ_WAIT), "WAIT");
 }
 
+/* =============================================================== embedding */
+
+static void test_embed_bad_arguments(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    fd_set rd, wr;
+    struct timeval tv = { 1, 0 };
+    struct pollfd fds[1];
+    size_t n = 99;
+    int maxfd = -1, t = -1, peer;
+
+    FD_ZERO(&rd);
+    FD_ZERO(&wr);
+    CU_ASSERT_EQUAL(rill_loop_prepare_select(NULL, &rd, &wr, &maxfd, &tv), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_loop_prepare_select(loop, NULL, &wr, &maxfd, &tv), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_loop_prepare_select(loop, &rd, NULL, &maxfd, &tv), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_loop_prepare_select(loop, &rd, &wr, NULL, &tv), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_loop_prepare_select(loop, &rd, &wr, &maxfd, NULL), RILL_EINVAL);
+    CU_ASSERT_EQUAL(maxfd, -1);
+    CU_ASSERT_EQUAL(tv.tv_sec, 1);
+    if (test_have_backend(RILL_BACKEND_POLL)) {
+        CU_ASSERT_EQUAL(rill_loop_prepare_poll(NULL, fds, 1, &n, &t), RILL_EINVAL);
+        CU_ASSERT_EQUAL(rill_loop_prepare_poll(loop, fds, 1, NULL, &t), RILL_EINVAL);
+        CU_ASSERT_EQUAL(rill_loop_prepare_poll(loop, fds, 1, &n, NULL), RILL_EINVAL);
+        CU_ASSERT_EQUAL(rill_loop_prepare_poll(loop, NULL, 1, &n, &t), RILL_EINVAL);
+        CU_ASSERT_EQUAL(n, 99);
+        s = pair_stream(loop, &peer);
+        /* No room at all: the count needed, and nothing written. */
+        CU_ASSERT_EQUAL(rill_loop_prepare_poll(loop, NULL, 0, &n, &t), RILL_ENOBUFS);
+        CU_ASSERT(n >= 1);
+        close(peer);
+        rill_abort(s);
+    }
+    test_loop_finish(loop);
+}
+
+/* One set only (the program watched nothing for the other): each is honoured. */
+static void test_embed_one_sided_sets(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    read_rec rd;
+    fd_set r, w;
+    struct timeval tv;
+    int peer, maxfd, bytes = 4096, i;
+    static char data[128 * 1024];
+    char sink[4096];
+
+    memset(&rd, 0, sizeof rd);
+    s = pair_stream(loop, &peer);
+    CU_ASSERT_EQUAL(CALL(rill_read(s, 10, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(write(peer, "hi", 2), 2);
+    for (i = 0; i < 50 && rd.calls == 0; i++) {
+        FD_ZERO(&r);
+        FD_ZERO(&w);
+        maxfd = -1;
+        tv.tv_sec = 1;
+        tv.tv_usec = 0;
+        CU_ASSERT_EQUAL_FATAL(rill_loop_prepare_select(loop, &r, &w, &maxfd, &tv), 0);
+        CU_ASSERT(select(maxfd + 1, &r, NULL, NULL, &tv) >= 0);
+        rill_loop_after_select(loop, &r, NULL);
+    }
+    CU_ASSERT_EQUAL(rd.calls, 1);
+    CU_ASSERT_EQUAL(rd.len, 2);
+    CU_ASSERT_EQUAL(memcmp(rd.data, "hi", 2), 0);
+
+    /* A buffered write goes out with a write set alone. */
+    setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+    CU_ASSERT_EQUAL(rill_write(s, data, sizeof data, NULL, NULL), 0);
+    CU_ASSERT_FATAL(rill_get_write_buffer_size(s) > 0);
+    fcntl(peer, F_SETFL, O_NONBLOCK);
+    for (i = 0; i < 2000 && rill_get_write_buffer_size(s) > 0; i++) {
+        while (read(peer, sink, sizeof sink) > 0)
+            ;
+        FD_ZERO(&r);
+        FD_ZERO(&w);
+        maxfd = -1;
+        tv.tv_sec = 1;
+        tv.tv_usec = 0;
+        CU_ASSERT_EQUAL_FATAL(rill_loop_prepare_select(loop, &r, &w, &maxfd, &tv), 0);
+        CU_ASSERT(FD_ISSET(s->fd, &w));
+        CU_ASSERT(select(maxfd + 1, NULL, &w, NULL, &tv) >= 0);
+        rill_loop_after_select(loop, NULL, &w);
+    }
+    CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), 0);
+    close(peer);
+    abort_and_finish(loop, s);
+}
+
+/* Readiness the program claims but the descriptor does not have. */
+static void test_embed_spurious_readiness(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *w, *s, *l;
+    read_rec rd;
+    done_rec wc, lc;
+    fd_set r, wset;
+    struct timeval tv = { 0, 0 };
+    char buf[8];
+    int sv[2], peer, lfd, maxfd = -1;
+
+    memset(&rd, 0, sizeof rd);
+    memset(&wc, 0, sizeof wc);
+    memset(&lc, 0, sizeof lc);
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    CU_ASSERT_EQUAL_FATAL(rill_connect_write_pipe(loop, sv[0], 0, &w), 0);
+    CU_ASSERT_EQUAL(CALL(rill_wait_closed(w, done_cb, &wc)), 0);
+    s = pair_stream(loop, &peer);
+    CU_ASSERT_EQUAL(CALL(rill_read(s, 10, read_cb, &rd)), 0);
+    lfd = listening_socket();
+    CU_ASSERT_EQUAL_FATAL(rill_connect_write_pipe(loop, lfd, 0, &l), 0);
+    CU_ASSERT_EQUAL(CALL(rill_wait_closed(l, done_cb, &lc)), 0);
+
+    FD_ZERO(&r);
+    FD_ZERO(&wset);
+    CU_ASSERT_EQUAL(rill_loop_prepare_select(loop, &r, &wset, &maxfd, &tv), 0);
+    CU_ASSERT(FD_ISSET(sv[0], &r));   /* an idle write end listens for its reader going away */
+    CU_ASSERT(FD_ISSET(lfd, &r));
+    FD_ZERO(&r);
+    FD_ZERO(&wset);
+    FD_SET(sv[0], &r);    /* "readable", yet the peer sent nothing and is there */
+    FD_SET(lfd, &r);      /* a socket without a peer: the peek fails with ENOTCONN */
+    FD_SET(s->fd, &wset); /* writable, with nothing to write */
+    rill_loop_after_select(loop, &r, &wset);
+    run_for(loop, 20);
+    CU_ASSERT_EQUAL(wc.calls, 0);
+    CU_ASSERT_EQUAL(rd.calls, 0);
+    CU_ASSERT_EQUAL(lc.calls, 1);
+    CU_ASSERT_EQUAL(lc.status, -ENOTCONN);
+    CU_ASSERT_EQUAL(lc.sync, 0);
+    /* Both others still work. */
+    CU_ASSERT_EQUAL(rill_write(w, "ok", 2, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(read(sv[1], buf, sizeof buf), 2);
+    CU_ASSERT_EQUAL(write(peer, "yo", 2), 2);
+    run_until(loop, &rd.calls, 1000);
+    CU_ASSERT_EQUAL(rd.calls, 1);
+    CU_ASSERT_EQUAL(rd.len, 2);
+    rill_close(l, NULL, NULL);
+    rill_abort(w);
+    close(sv[1]);
+    close(peer);
+    abort_and_finish(loop, s);
+}
+
+/* select cannot hold a descriptor at or above FD_SETSIZE: -EMFILE, while the
+   poll flavour carries on. */
+static void test_embed_fd_setsize(void)
+{
+    rill_loop *loop;
+    rill_stream *s = NULL;
+    struct rlimit rl, old;
+    struct pollfd fds[8];
+    fd_set rd, wr;
+    struct timeval tv = { 0, 0 };
+    size_t n = 0;
+    int sv[2], big, maxfd = -1, t = -1;
+
+    if (!test_have_backend(RILL_BACKEND_POLL))
+        return;
+    CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_NOFILE, &old), 0);
+    rl = old;
+    if (rl.rlim_cur <= FD_SETSIZE + 1) {
+        rl.rlim_cur = FD_SETSIZE + 16;
+        if (rl.rlim_max < rl.rlim_cur) {
+            CU_PASS("skipped: the descriptor limit cannot be raised past FD_SETSIZE");
+            return;
+        }
+        CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    loop = test_loop_new(RILL_BACKEND_POLL);
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    big = dup2(sv[0], FD_SETSIZE + 2);
+    close(sv[0]);
+    CU_ASSERT_FATAL(big == FD_SETSIZE + 2);
+    CU_ASSERT_EQUAL(rill_connect_read_pipe(loop, big, 0, &s), 0);
+    FD_ZERO(&rd);
+    FD_ZERO(&wr);
+    CU_ASSERT_EQUAL(rill_loop_prepare_select(loop, &rd, &wr, &maxfd, &tv), -EMFILE);
+    CU_ASSERT_EQUAL(maxfd, -1);
+    CU_ASSERT_EQUAL(rill_loop_prepare_poll(loop, fds, 8, &n, &t), 0);
+    CU_ASSERT(n >= 1 && n <= 8);
+    rill_loop_after_poll(loop, NULL, 0);
+    close(sv[1]);
+    abort_and_finish(loop, s);
+    setrlimit(RLIMIT_NOFILE, &old);
+}
+
+/* No memory to record what prepare hands out: RILL_ENOMEM, and the next call works. */
+static void test_embed_record_enomem(void)
+{
+    int pass;
+
+    for (pass = 0; pass < 2; pass++) {
+        rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+        rill_stream *s;
+        fd_set rd, wr;
+        struct timeval tv = { 0, 0 };
+        struct pollfd fds[8];
+        size_t n = 0;
+        int peer, maxfd = -1, t = -1;
+
+        if (pass == 1 && !test_have_backend(RILL_BACKEND_POLL)) {
+            test_loop_finish(loop);
+            break;
+        }
+        s = pair_stream(loop, &peer);
+        FD_ZERO(&rd);
+        FD_ZERO(&wr);
+        rill__alloc_fail_at(1);
+        if (pass == 0)
+            CU_ASSERT_EQUAL(rill_loop_prepare_select(loop, &rd, &wr, &maxfd, &tv), RILL_ENOMEM)
+        else
+            CU_ASSERT_EQUAL(rill_loop_prepare_poll(loop, fds, 8, &n, &t), RILL_ENOMEM)
+        rill__alloc_fail_at(0);
+        if (pass == 0) {
+            CU_ASSERT_EQUAL(rill_loop_prepare_select(loop, &rd, &wr, &maxfd, &tv), 0);
+            CU_ASSERT(FD_ISSET(s->fd, &rd));
+            rill_loop_after_select(loop, NULL, NULL);
+        } else {
+            CU_ASSERT_EQUAL(rill_loop_prepare_poll(loop, fds, 8, &n, &t), 0);
+            CU_ASSERT(n >= 1);
+            rill_loop_after_poll(loop, NULL, 0);
+        }
+        close(peer);
+        abort_and_finish(loop, s);
+    }
+}
+
+static int find_fd(const struct pollfd *fds, size_t n, int fd)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (fds[i].fd == fd)
+            return (int)i;
+    return -1;
+}
+
+/* poll flavour: a paused stream is left out, the program's own entries after
+   rill's are ignored, and an entry the program changed is not dispatched. */
+static void test_embed_poll_entries(void)
+{
+    rill_loop *loop;
+    rill_stream *a, *b;
+    read_rec rd;
+    struct pollfd fds[8];
+    size_t n = 0;
+    int pa, pb, t, p[2], i, k;
+
+    if (!test_have_backend(RILL_BACKEND_POLL))
+        return;
+    loop = test_loop_new(RILL_BACKEND_AUTO);
+    memset(&rd, 0, sizeof rd);
+    a = pair_stream(loop, &pa);
+    b = pair_stream(loop, &pb);
+    CU_ASSERT_EQUAL(rill_pause_reading(a), 0);
+    CU_ASSERT_EQUAL(CALL(rill_read(b, 10, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(write(pa, "aa", 2), 2);
+    CU_ASSERT_EQUAL(write(pb, "bb", 2), 2);
+    CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+    CU_ASSERT_EQUAL(write(p[1], "p", 1), 1);
+    for (i = 0; i < 50 && rd.calls == 0; i++) {
+        t = 1000;
+        CU_ASSERT_EQUAL_FATAL(rill_loop_prepare_poll(loop, fds, 7, &n, &t), 0);
+        CU_ASSERT_EQUAL(find_fd(fds, n, a->fd), -1);
+        fds[n].fd = p[0];        /* the program's own descriptor, after rill's */
+        fds[n].events = POLLIN;
+        fds[n].revents = 0;
+        CU_ASSERT(poll(fds, n + 1, t) >= 1);
+        rill_loop_after_poll(loop, fds, n + 1);
+    }
+    CU_ASSERT_EQUAL(rd.calls, 1);
+    CU_ASSERT_EQUAL(rd.len, 2);
+    CU_ASSERT_EQUAL(memcmp(rd.data, "bb", 2), 0);
+
+    /* An entry whose descriptor the program replaced is not rill's any more. */
+    memset(&rd, 0, sizeof rd);
+    CU_ASSERT_EQUAL(CALL(rill_read(b, 10, read_cb, &rd)), 0);
+    run_for(loop, 5);   /* the read task runs and the read waits */
+    CU_ASSERT_EQUAL(write(pb, "cc", 2), 2);
+    t = 1000;
+    CU_ASSERT_EQUAL_FATAL(rill_loop_prepare_poll(loop, fds, 8, &n, &t), 0);
+    k = find_fd(fds, n, b->fd);
+    CU_ASSERT_FATAL(k >= 0);
+    CU_ASSERT(poll(fds, n, t) >= 1);
+    CU_ASSERT(fds[k].revents & POLLIN);
+    fds[k].fd = p[0];
+    rill_loop_after_poll(loop, fds, n);
+    CU_ASSERT_EQUAL(rd.calls, 0);
+    run_until(loop, &rd.calls, 1000);
+    CU_ASSERT_EQUAL(rd.calls, 1);
+    CU_ASSERT_EQUAL(memcmp(rd.data, "cc", 2), 0);
+    close(p[0]);
+    close(p[1]);
+    close(pa);
+    close(pb);
+    rill_abort(a);
+    abort_and_finish(loop, b);
+}
+
+/* Between prepare and after, a stream closes and a new one takes its slot and
+   its descriptor number: the recorded entry is stale and is not dispatched. */
+static void test_embed_slot_and_fd_reused(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *a, *c;
+    read_rec rd;
+    fd_set r, w;
+    struct timeval tv = { 0, 0 };
+    size_t slot;
+    int pa, sv[2], x, maxfd = -1;
+
+    memset(&rd, 0, sizeof rd);
+    a = pair_stream(loop, &pa);
+    x = a->fd;
+    CU_ASSERT_EQUAL(write(pa, "old", 3), 3);
+    FD_ZERO(&r);
+    FD_ZERO(&w);
+    CU_ASSERT_EQUAL_FATAL(rill_loop_prepare_select(loop, &r, &w, &maxfd, &tv), 0);
+    CU_ASSERT_FATAL(FD_ISSET(x, &r));
+    slot = a->io.slot;
+    rill_abort(a);   /* closes x, frees the slot */
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    if (sv[0] != x) {   /* the lowest free number is usually x already */
+        CU_ASSERT_EQUAL_FATAL(dup2(sv[0], x), x);
+        close(sv[0]);
+    }
+    CU_ASSERT_EQUAL_FATAL(rill_connect_read_pipe(loop, x, 0, &c), 0);
+    CU_ASSERT_EQUAL(c->io.slot, slot);   /* same slot, same number: only the generation differs */
+    CU_ASSERT_EQUAL(CALL(rill_read(c, 10, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(write(sv[1], "new", 3), 3);
+    rill_loop_after_select(loop, &r, &w);   /* x "readable", as prepare saw it */
+    CU_ASSERT_EQUAL(rd.calls, 0);
+    run_until(loop, &rd.calls, 1000);
+    CU_ASSERT_EQUAL(rd.calls, 1);
+    CU_ASSERT_EQUAL(rd.len, 3);
+    CU_ASSERT_EQUAL(memcmp(rd.data, "new", 3), 0);
+    close(pa);
+    close(sv[1]);
+    abort_and_finish(loop, c);
+}
+
 int test_stream_errors_register(void)
 {
     static const test_case cases[] = {
@@ -994,6 +1336,13 @@ int test_stream_errors_register(void)
         { "close twice while flushing; close timeout cleared", test_close_twice_while_flushing },
         { "close callbacks that wait and close again", test_close_callbacks_chain },
         { "state names", test_state_names },
+        { "embedding: NULL arguments refused, no room reported", test_embed_bad_arguments },
+        { "embedding: a read set or a write set alone", test_embed_one_sided_sets },
+        { "embedding: spurious readable/writable claims", test_embed_spurious_readiness },
+        { "embedding: select refuses fds >= FD_SETSIZE, poll carries on", test_embed_fd_setsize },
+        { "embedding: ENOMEM recording the entries", test_embed_record_enomem },
+        { "embedding: poll entries paused, appended, replaced", test_embed_poll_entries },
+        { "embedding: slot and fd reused between prepare and after", test_embed_slot_and_fd_reused },
         { NULL, NULL }
     };
     return test_add_suite("stream_errors", cases);
