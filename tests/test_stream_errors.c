@@ -9,6 +9,7 @@
    Each test asserts the status the API promises, that no callback runs from
    inside the call that started it, and that the loop frees (rill_loop_free() == 0). */
 #include "support/testutil.h"
+#include "support/certs.h"
 #include "rill_private.h"
 #include "stream.h"
 #include "syshooks.h"
@@ -970,6 +971,98 @@ static void test_state_names(void)
     CU_ASSERT_STRING_EQUAL(rill__read_state_name(READ_WAIT), "WAIT");
 }
 
+/* A read callback aborts its stream and the copy of the bytes it left then
+   fails for want of memory: the stream is already closed, so the abort's
+   outcome stands (wait_closed 0, the pending drain RILL_ECANCELED). */
+typedef struct {
+    read_rec rd;
+} abort_in_cb;
+
+static void abort_and_fail(rill_stream *s, int status, const char *data, size_t len, void *ud)
+{
+    abort_in_cb *a = ud;
+    read_cb(s, status, data, len, &a->rd);
+    rill_abort(s);
+    rill__alloc_fail_at(1);   /* the next allocation: keeping the unread "rest" */
+}
+
+static void test_abort_in_read_cb_then_enomem(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    abort_in_cb a;
+    done_rec wc;
+    int peer;
+
+    memset(&a, 0, sizeof a);
+    memset(&wc, 0, sizeof wc);
+    s = pair_stream(loop, &peer);
+    CU_ASSERT_EQUAL(CALL(rill_readline(s, abort_and_fail, &a)), 0);
+    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, &wc)), 0);
+    CU_ASSERT_EQUAL(write(peer, "line\nrest", 9), 9);
+    run_until(loop, &wc.calls, 2000);
+    rill__alloc_fail_at(0);
+    CU_ASSERT_EQUAL(a.rd.calls, 1);
+    CU_ASSERT_EQUAL(a.rd.status, 0);
+    CU_ASSERT_EQUAL(a.rd.len, 5);
+    CU_ASSERT_EQUAL(wc.calls, 1);
+    CU_ASSERT_EQUAL(wc.status, 0);   /* aborted by the user, not lost to ENOMEM */
+    CU_ASSERT_EQUAL(wc.sync, 0);
+    close(peer);
+    test_loop_finish(loop);
+}
+
+/* RILL_TRACE: each state change of the stream's machines is one line on stderr. */
+static void test_trace_lines(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    read_rec rd;
+    done_rec cl;
+    char path[] = "/tmp/rill-trace-XXXXXX", text[8192];
+    int peer, tfd, saved, was = rill__trace_on;
+    ssize_t n;
+
+    memset(&rd, 0, sizeof rd);
+    memset(&cl, 0, sizeof cl);
+    s = pair_stream(loop, &peer);
+    tfd = mkstemp(path);
+    CU_ASSERT_FATAL(tfd >= 0);
+    unlink(path);
+    fflush(stderr);
+    saved = dup(2);
+    CU_ASSERT_FATAL(saved >= 0);
+    dup2(tfd, 2);
+    rill__trace_on = 1;
+    CU_ASSERT_EQUAL(rill_set_write_buffer_limits(s, 0, 0), 0);
+    hooks_on(s->fd);
+    hk.send_err = EAGAIN;
+    hk.send_n = 1;
+    CU_ASSERT_EQUAL(rill_write(s, "abc", 3, NULL, NULL), 0);   /* buffered: FLOWING -> PAUSED */
+    hooks_off();
+    CU_ASSERT_EQUAL(CALL(rill_readline(s, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(write(peer, "hi\n", 3), 3);
+    run_until(loop, &rd.calls, 1000);
+    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, &cl)), 0);
+    run_until(loop, &cl.calls, 1000);
+    rill__trace_on = was;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    n = pread(tfd, text, sizeof text - 1, 0);
+    close(tfd);
+    CU_ASSERT_FATAL(n > 0);
+    text[n] = '\0';
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, " write FLOWING -> PAUSED 3B buffered"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, " readline IDLE -> WAIT"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, " close OPEN -> FLUSHING\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, " close FLUSHING -> CLOSED\n"));
+    CU_ASSERT_EQUAL(cl.calls, 1);
+    CU_ASSERT_EQUAL(cl.status, 0);
+    close(peer);
+    test_loop_finish(loop);
+}
+
 /* =============================================================== embedding */
 
 static void test_embed_bad_arguments(void)
@@ -1180,10 +1273,11 @@ static void test_embed_record_enomem(void)
         FD_ZERO(&rd);
         FD_ZERO(&wr);
         rill__alloc_fail_at(1);
-        if (pass == 0)
-            CU_ASSERT_EQUAL(rill_loop_prepare_select(loop, &rd, &wr, &maxfd, &tv), RILL_ENOMEM)
-        else
-            CU_ASSERT_EQUAL(rill_loop_prepare_poll(loop, fds, 8, &n, &t), RILL_ENOMEM)
+        if (pass == 0) {
+            CU_ASSERT_EQUAL(rill_loop_prepare_select(loop, &rd, &wr, &maxfd, &tv), RILL_ENOMEM);
+        } else {
+            CU_ASSERT_EQUAL(rill_loop_prepare_poll(loop, fds, 8, &n, &t), RILL_ENOMEM);
+        }
         rill__alloc_fail_at(0);
         if (pass == 0) {
             CU_ASSERT_EQUAL(rill_loop_prepare_select(loop, &rd, &wr, &maxfd, &tv), 0);
@@ -1312,6 +1406,105 @@ static void test_embed_slot_and_fd_reused(void)
     abort_and_finish(loop, c);
 }
 
+/* ==================================================================== TLS */
+
+typedef struct {
+    int clients;
+    rill_stream *s;
+    read_rec rd;
+} notify_srv;
+
+static void notify_on_client(rill_server *srv, rill_stream *s, void *ud)
+{
+    notify_srv *t = ud;
+    (void)srv;
+    t->clients++;
+    t->s = s;
+    CU_ASSERT_EQUAL(rill_read(s, -1, read_cb, &t->rd), 0);
+}
+
+static void conn_cb(rill_stream *s, int status, void *ud)
+{
+    adopted *a = ud;
+    a->calls++;
+    a->status = status;
+    a->s = s;
+}
+
+/* close_notify that the socket cannot take yet (EAGAIN): the close waits for
+   the socket to drain, sends it then, and completes with 0; the peer reads a
+   clean EOF, not a truncation. */
+static void test_tls_close_notify_eagain(void)
+{
+    const char *why = NULL;
+    const test_certs *certs = test_certs_get(&why);
+    rill_tls_opts o;
+    rill_tls *stls, *ctls;
+    rill_loop *loop;
+    rill_server *srv;
+    rill_server_opts so;
+    rill_connect_opts co;
+    notify_srv t;
+    adopted c;
+    done_rec cl;
+
+    if (certs == NULL) {
+        if (!test_have_openssl()) {
+            CU_PASS("skipped: the openssl command is not installed");
+        } else {
+            CU_FAIL(why != NULL ? why : "certificate generation failed");
+        }
+        return;
+    }
+    memset(&o, 0, sizeof o);
+    o.cert_file = certs->server;
+    o.key_file = certs->key;
+    stls = rill_tls_server_new(&o);
+    memset(&o, 0, sizeof o);
+    o.ca_file = certs->ca;
+    ctls = rill_tls_client_new(&o);
+    CU_ASSERT_FATAL(stls != NULL && ctls != NULL);
+    loop = test_loop_new(RILL_BACKEND_AUTO);
+    memset(&so, 0, sizeof so);
+    memset(&t, 0, sizeof t);
+    memset(&c, 0, sizeof c);
+    memset(&cl, 0, sizeof cl);
+    so.tls = stls;
+    srv = rill_server_new(loop, "127.0.0.1", 0, &so, notify_on_client, &t);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    CU_ASSERT_EQUAL_FATAL(rill_server_start_serving(srv, NULL, NULL), 0);
+    memset(&co, 0, sizeof co);
+    co.tls = ctls;
+    co.timeout_ms = 5000;
+    CU_ASSERT_EQUAL_FATAL(rill_connect(loop, "127.0.0.1", rill_server_port(srv), &co, conn_cb, &c, NULL), 0);
+    run_until(loop, &c.calls, 6000);
+    run_until(loop, &t.clients, 6000);
+    CU_ASSERT_FATAL(c.calls == 1 && c.status == 0 && t.clients == 1);
+
+    hooks_on(c.s->fd);
+    hk.send_err = EAGAIN;
+    hk.send_n = 1;
+    CU_ASSERT_EQUAL(CALL(rill_close(c.s, done_cb, &cl)), 0);
+    CU_ASSERT_EQUAL(hk.calls, 1);          /* close_notify tried, the socket said EAGAIN */
+    CU_ASSERT(rill_fileno(c.s) >= 0);      /* still open: the close waits to send it */
+    CU_ASSERT_EQUAL(rill_write(c.s, "x", 1, NULL, NULL), RILL_ECLOSED);
+    run_until(loop, &cl.calls, 3000);
+    hooks_off();
+    CU_ASSERT_EQUAL(cl.calls, 1);
+    CU_ASSERT_EQUAL(cl.status, 0);
+    CU_ASSERT_EQUAL(cl.sync, 0);
+    run_until(loop, &t.rd.calls, 3000);
+    CU_ASSERT_EQUAL(t.rd.calls, 1);
+    CU_ASSERT_EQUAL(t.rd.status, 0);       /* a clean EOF: close_notify arrived */
+    CU_ASSERT_EQUAL(t.rd.len, 0);
+    if (t.s != NULL)
+        rill_close(t.s, NULL, NULL);
+    rill_server_close(srv, NULL, NULL);
+    test_loop_finish(loop);
+    rill_tls_free(stls);
+    rill_tls_free(ctls);
+}
+
 int test_stream_errors_register(void)
 {
     static const test_case cases[] = {
@@ -1336,6 +1529,8 @@ int test_stream_errors_register(void)
         { "close twice while flushing; close timeout cleared", test_close_twice_while_flushing },
         { "close callbacks that wait and close again", test_close_callbacks_chain },
         { "state names", test_state_names },
+        { "abort in a read callback, then ENOMEM: the abort's outcome stands", test_abort_in_read_cb_then_enomem },
+        { "RILL_TRACE lines of the write, read and close machines", test_trace_lines },
         { "embedding: NULL arguments refused, no room reported", test_embed_bad_arguments },
         { "embedding: a read set or a write set alone", test_embed_one_sided_sets },
         { "embedding: spurious readable/writable claims", test_embed_spurious_readiness },
@@ -1343,6 +1538,7 @@ int test_stream_errors_register(void)
         { "embedding: ENOMEM recording the entries", test_embed_record_enomem },
         { "embedding: poll entries paused, appended, replaced", test_embed_poll_entries },
         { "embedding: slot and fd reused between prepare and after", test_embed_slot_and_fd_reused },
+        { "TLS close_notify meets EAGAIN: sent later, clean EOF", test_tls_close_notify_eagain },
         { NULL, NULL }
     };
     return test_add_suite("stream_errors", cases);
