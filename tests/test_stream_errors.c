@@ -700,6 +700,46 @@ static void test_write_eof_states(void)
     abort_and_finish(loop, s);
 }
 
+/* A drain asked while an EOF waits behind buffered bytes completes once the
+   EOF is out; new limits meanwhile change nothing; closing refuses write_eof. */
+static void test_drain_waits_for_pending_eof(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    rill_stream *s;
+    done_rec d, cl;
+    char buf[16];
+    int peer;
+    ssize_t n;
+
+    memset(&d, 0, sizeof d);
+    memset(&cl, 0, sizeof cl);
+    s = pair_stream(loop, &peer);
+    CU_ASSERT_EQUAL(rill_writelines(s, NULL, 0, NULL, NULL), 0);   /* nothing to send: fine */
+    hooks_on(s->fd);
+    hk.send_err = EAGAIN;
+    hk.send_n = 1;
+    CU_ASSERT_EQUAL(rill_write(s, "tail", 4, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), 4);
+    CU_ASSERT_EQUAL(rill_write_eof(s), 0);
+    CU_ASSERT_EQUAL(rill_set_write_buffer_limits(s, 1, 0), 0);
+    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, &d)), 0);
+    run_for(loop, 5);
+    hooks_off();
+    run_until(loop, &d.calls, 1000);
+    CU_ASSERT_EQUAL(d.calls, 1);
+    CU_ASSERT_EQUAL(d.status, 0);
+    CU_ASSERT_EQUAL(d.sync, 0);
+    n = read(peer, buf, sizeof buf);
+    CU_ASSERT_EQUAL(n, 4);
+    CU_ASSERT_EQUAL(read(peer, buf, sizeof buf), 0);   /* then the EOF */
+    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, &cl)), 0);
+    CU_ASSERT_EQUAL(rill_write_eof(s), RILL_ECLOSED);
+    run_until(loop, &cl.calls, 1000);
+    CU_ASSERT_EQUAL(cl.calls, 1);
+    close(peer);
+    test_loop_finish(loop);
+}
+
 /* shutdown() failing (the connection was reset, so there is nothing to half-close):
    the stream is lost with the system's error. */
 static void test_write_eof_shutdown_fails(void)
@@ -1307,18 +1347,22 @@ static int find_fd(const struct pollfd *fds, size_t n, int fd)
 static void test_embed_poll_entries(void)
 {
     rill_loop *loop;
-    rill_stream *a, *b;
+    rill_stream *a, *b, *gone;
     read_rec rd;
     struct pollfd fds[8];
     size_t n = 0;
-    int pa, pb, t, p[2], i, k;
+    int pa, pb, pg, t, p[2], i, k;
 
     if (!test_have_backend(RILL_BACKEND_POLL))
         return;
     loop = test_loop_new(RILL_BACKEND_AUTO);
     memset(&rd, 0, sizeof rd);
+    gone = pair_stream(loop, &pg);   /* its slot, freed, comes before the others */
     a = pair_stream(loop, &pa);
     b = pair_stream(loop, &pb);
+    rill_abort(gone);
+    close(pg);
+    run_for(loop, 5);
     CU_ASSERT_EQUAL(rill_pause_reading(a), 0);
     CU_ASSERT_EQUAL(CALL(rill_read(b, 10, read_cb, &rd)), 0);
     CU_ASSERT_EQUAL(write(pa, "aa", 2), 2);
@@ -1369,25 +1413,34 @@ static void test_embed_poll_entries(void)
 static void test_embed_slot_and_fd_reused(void)
 {
     rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
-    rill_stream *a, *c;
-    read_rec rd;
+    rill_stream *a, *c, *e;
+    read_rec rd, erd;
     fd_set r, w;
     struct timeval tv = { 0, 0 };
     size_t slot;
-    int pa, sv[2], x, maxfd = -1;
+    int pa, pe, sv[2], x, maxfd = -1;
 
     memset(&rd, 0, sizeof rd);
+    memset(&erd, 0, sizeof erd);
+    e = pair_stream(loop, &pe);
+    CU_ASSERT_EQUAL(CALL(rill_read(e, 10, read_cb, &erd)), 0);
     a = pair_stream(loop, &pa);
+    CU_ASSERT_EQUAL(write(pe, "gone", 4), 4);
     x = a->fd;
     CU_ASSERT_EQUAL(write(pa, "old", 3), 3);
     FD_ZERO(&r);
     FD_ZERO(&w);
     CU_ASSERT_EQUAL_FATAL(rill_loop_prepare_select(loop, &r, &w, &maxfd, &tv), 0);
     CU_ASSERT_FATAL(FD_ISSET(x, &r));
+    CU_ASSERT_FATAL(FD_ISSET(e->fd, &r));
+    rill_abort(e);   /* its slot stays empty */
     slot = a->io.slot;
     rill_abort(a);   /* closes x, frees the slot */
     CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    if (sv[0] != x) {   /* the lowest free number is usually x already */
+    if (sv[1] == x) {   /* the new pair took the freed numbers: keep x for c */
+        sv[1] = sv[0];
+        sv[0] = x;
+    } else if (sv[0] != x) {
         CU_ASSERT_EQUAL_FATAL(dup2(sv[0], x), x);
         close(sv[0]);
     }
@@ -1397,11 +1450,14 @@ static void test_embed_slot_and_fd_reused(void)
     CU_ASSERT_EQUAL(write(sv[1], "new", 3), 3);
     rill_loop_after_select(loop, &r, &w);   /* x "readable", as prepare saw it */
     CU_ASSERT_EQUAL(rd.calls, 0);
+    CU_ASSERT_EQUAL(erd.calls, 1);           /* the abort's answer, not the bytes */
+    CU_ASSERT_EQUAL(erd.status, RILL_ECANCELED);
     run_until(loop, &rd.calls, 1000);
     CU_ASSERT_EQUAL(rd.calls, 1);
     CU_ASSERT_EQUAL(rd.len, 3);
     CU_ASSERT_EQUAL(memcmp(rd.data, "new", 3), 0);
     close(pa);
+    close(pe);
     close(sv[1]);
     abort_and_finish(loop, c);
 }
@@ -1521,6 +1577,7 @@ int test_stream_errors_register(void)
         { "a pending SIGPIPE is left pending", test_pipe_epipe_with_pending_sigpipe },
         { "sendmsg EINTR retried, ECONNRESET loses the stream", test_sendmsg_eintr },
         { "write_eof twice, limits and writes after it", test_write_eof_states },
+        { "a drain waits for a pending EOF; write_eof refused while closing", test_drain_waits_for_pending_eof },
         { "write_eof on a reset connection: lost with ENOTCONN", test_write_eof_shutdown_fails },
         { "write buffer ENOMEM: write fails, stream lost, no callback", test_write_buffer_enomem },
         { "waiter ENOMEM: drain, close, wait_closed change nothing", test_waiter_enomem },
