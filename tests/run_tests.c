@@ -32,6 +32,7 @@ int test_connect_errors_register(void);
 int test_backends_register(void);
 int test_loop_errors_register(void);
 int test_server_errors_register(void);
+int test_stream_errors_register(void);
 
 static const test_register_fn suites[] = {
     test_error_register,
@@ -55,6 +56,7 @@ static const test_register_fn suites[] = {
     test_backends_register,
     test_loop_errors_register,
     test_server_errors_register,
+    test_stream_errors_register,
 };
 
 /* Watchdog: a test that hangs fails the whole run loudly instead of stalling CI. */
