@@ -121,6 +121,8 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
         sock_unwatch(res, link);
 }
 
+static void resolver_destroy(rill_loop *loop);
+
 static int resolver_get(rill_loop *loop, struct rill__resolver **out)
 {
     struct rill__resolver *res = loop->resolver;
@@ -163,17 +165,18 @@ static int resolver_get(rill_loop *loop, struct rill__resolver **out)
     }
     rill__timer_init(&res->timer, loop, timer_cb, res);
     loop->resolver = res;
-    loop->resolver_free = rill__resolver_destroy;
+    loop->resolver_free = resolver_destroy;
     *out = res;
     return 0;
 }
 
-void rill__resolver_destroy(rill_loop *loop)
+/* Frees the channel: rill_loop_free calls it through loop->resolver_free, set only
+   with the channel. Queries still inside c-ares (only cancelled ones can be) are
+   freed without calling back. */
+static void resolver_destroy(rill_loop *loop)
 {
     struct rill__resolver *res = loop->resolver;
 
-    if (res == NULL)
-        return;
     /* c-ares calls back every query it still holds with ARES_EDESTRUCTION (addrinfo_cb frees
        them) and reports its sockets closing (sock_state_cb drops the watchers). */
     ares_destroy(res->channel);

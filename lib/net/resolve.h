@@ -28,10 +28,6 @@ int  rill__resolve(rill_loop *loop, const char *host, int port, int family, int 
    request's; inside the request's own callback it does nothing. */
 void rill__resolve_cancel(rill__resolve_req *r);
 
-/* Frees the channel (rill_loop_free calls it through loop->resolver_free). Queries
-   still inside c-ares (only cancelled ones can be) are freed without calling back. */
-void rill__resolver_destroy(rill_loop *loop);
-
 /* Translates the system's AI_NUMERICHOST, AI_ADDRCONFIG, AI_V4MAPPED, AI_ALL (and AI_PASSIVE) bits to ARES_AI_*;
    returns RILL_EINVAL for any other bit. */
 int rill__ai_flags_to_ares(int flags, int *ares_flags);
