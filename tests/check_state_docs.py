@@ -11,18 +11,22 @@ import re
 import sys
 
 MACHINES = [
-    ("lib/stream/stream.h", "rill__read_state"),
-    ("lib/stream/stream.h", "rill__close_state"),
-    ("lib/net/connect.c", "conn_state"),
-    ("lib/net/resolve.c", "res_state"),
-    ("lib/stream/stream.h", "rill__write_state"),
-    ("lib/net/server.c", "server_state"),
-    ("lib/stream/tls.c", "hs_state"),
+    ("lib/stream/stream.h", "RILL__READ_STATES"),
+    ("lib/stream/stream.h", "RILL__CLOSE_STATES"),
+    ("lib/net/connect.c", "CONN_STATES"),
+    ("lib/net/resolve.c", "RES_STATES"),
+    ("lib/stream/stream.h", "RILL__WRITE_STATES"),
+    ("lib/net/server.c", "SRV_STATES"),
+    ("lib/stream/tls.c", "HS_STATES"),
 ]
 EXTRA = []  # machines being built: checked once their enum exists
 
 
 def enum_states(text, name):
+    # The list the enum is made from: #define NAME(X, LAST) X(MACHINE, A) ... LAST(MACHINE, Z)
+    m = re.search(r"#define\s+" + re.escape(name) + r"\(X, LAST\)((?:[^\n]*\\\n)*[^\n]*)", text)
+    if m:
+        return set(re.findall(r"(?:X|LAST)\(\s*\w+\s*,\s*(\w+)\s*\)", m.group(1)))
     # typedef enum { A, B } name;   or   enum name { A, B };
     m = re.search(r"typedef\s+enum\s*\{([^}]*)\}\s*" + re.escape(name) + r"\s*;", text) or \
         re.search(r"enum\s+" + re.escape(name) + r"\s*\{([^}]*)\}", text)

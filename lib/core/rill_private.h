@@ -51,6 +51,14 @@ void rill__trace(const char *object, unsigned long id, const char *machine,
 #define RILL__TRACE(obj, id, machine, from, to, ...) \
     do { if (rill__trace_on) rill__trace((obj), (id), (machine), (from), (to), __VA_ARGS__); } while (0)
 
+/* A machine's states are listed once, as X(MACHINE, NAME) entries of one macro (the
+   last one LAST(...): C90 has no comma after an enum's last member); the enum
+   (MACHINE_NAME) and the names RILL_TRACE prints are both made from it, and
+   tests/check_state_docs.py reads the same list against docs/state-machines.md. */
+#define RILL__STATE_ENUM(m, name) m##_##name,
+#define RILL__STATE_ENUM_LAST(m, name) m##_##name
+#define RILL__STATE_NAME(m, name) #name,
+
 /* ----------------------------------------------------------------- tasks */
 
 /* A unit of work on the loop's pending queue; embedded in the object that owns it,

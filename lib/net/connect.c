@@ -30,13 +30,11 @@
 #define DEFAULT_HANDSHAKE_TIMEOUT_MS 60000
 #define MAX_ADDRS 64          /* per family: a hostile DNS answer cannot make us open thousands */
 
-typedef enum {
-    CONN_RESOLVING, CONN_RES_DELAY, CONN_ATTEMPTING, CONN_HANDSHAKE, CONN_READY,
-    CONN_DONE, CONN_FAILED, CONN_CANCELLED
-} conn_state;
-static const char *const conn_names[] = {
-    "RESOLVING", "RES_DELAY", "ATTEMPTING", "HANDSHAKE", "READY", "DONE", "FAILED", "CANCELLED"
-};
+#define CONN_STATES(X, LAST) \
+    X(CONN, RESOLVING) X(CONN, RES_DELAY) X(CONN, ATTEMPTING) X(CONN, HANDSHAKE) X(CONN, READY) \
+    X(CONN, DONE) X(CONN, FAILED) LAST(CONN, CANCELLED)
+typedef enum { CONN_STATES(RILL__STATE_ENUM, RILL__STATE_ENUM_LAST) } conn_state;
+static const char *const conn_names[] = { CONN_STATES(RILL__STATE_NAME, RILL__STATE_NAME) };
 
 /* Each attempt is allocated on its own and linked into its request: its watcher is
    registered with the loop, so the attempt must never move while it runs. */

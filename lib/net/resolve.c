@@ -194,8 +194,9 @@ size_t rill__resolve_inflight(const rill_loop *loop)
 
 /* ---------------------------------------------------------------- requests */
 
-enum res_state { RES_QUERY, RES_DONE, RES_CANCELLED };
-static const char *const res_state_names[] = { "QUERY", "DONE", "CANCELLED" };
+#define RES_STATES(X, LAST) X(RES, QUERY) X(RES, DONE) LAST(RES, CANCELLED)
+enum res_state { RES_STATES(RILL__STATE_ENUM, RILL__STATE_ENUM_LAST) };
+static const char *const res_state_names[] = { RES_STATES(RILL__STATE_NAME, RILL__STATE_NAME) };
 
 struct rill__resolve_req {
     rill__task task;                 /* delivers the parked result from the loop */

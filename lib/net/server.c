@@ -43,8 +43,10 @@
 #define PORT_RETRIES       8      /* port 0 on several addresses: the shared port may be taken */
 #define ACCEPTED_FLAGS     (AI_NUMERICHOST | AI_ADDRCONFIG | AI_V4MAPPED | AI_ALL | AI_PASSIVE)
 
-typedef enum { SRV_NEW, SRV_BOUND, SRV_SERVING, SRV_PAUSED, SRV_CLOSING, SRV_CLOSED } server_state;
-static const char *const srv_names[] = { "NEW", "BOUND", "SERVING", "PAUSED", "CLOSING", "CLOSED" };
+#define SRV_STATES(X, LAST) \
+    X(SRV, NEW) X(SRV, BOUND) X(SRV, SERVING) X(SRV, PAUSED) X(SRV, CLOSING) LAST(SRV, CLOSED)
+typedef enum { SRV_STATES(RILL__STATE_ENUM, RILL__STATE_ENUM_LAST) } server_state;
+static const char *const srv_names[] = { SRV_STATES(RILL__STATE_NAME, RILL__STATE_NAME) };
 
 typedef struct lsock {
     rill__io io;

@@ -12,7 +12,7 @@
 
 #include <string.h>
 
-static const char *const read_state_names[] = { "IDLE", "WAIT", "DELIVER" };
+static const char *const read_state_names[] = { RILL__READ_STATES(RILL__STATE_NAME, RILL__STATE_NAME) };
 static const char *const kind_names[] = { "read", "read", "readexactly", "readuntil", "readline" };
 
 const char *rill__read_state_name(rill__read_state st) { return read_state_names[st]; }

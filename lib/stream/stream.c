@@ -35,8 +35,8 @@
 #define WRITE_IOV_MAX 16   /* _XOPEN_IOV_MAX, the least POSIX allows */
 #endif
 
-static const char *const close_names[] = { "OPEN", "FLUSHING", "NOTIFY", "CLOSED", "FREED" };
-static const char *const write_names[] = { "FLOWING", "PAUSED", "EOF_PENDING", "EOF_SENT" };
+static const char *const close_names[] = { RILL__CLOSE_STATES(RILL__STATE_NAME, RILL__STATE_NAME) };
+static const char *const write_names[] = { RILL__WRITE_STATES(RILL__STATE_NAME, RILL__STATE_NAME) };
 const char *rill__close_state_name(rill__close_state st) { return close_names[st]; }
 
 static void close_to(rill_stream *s, rill__close_state to, int status)

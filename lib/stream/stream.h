@@ -26,12 +26,10 @@ typedef struct rill__transport {
 extern const rill__transport rill__sock_transport;
 extern const rill__transport rill__pipe_transport;
 
-/* The read machine (read.c). */
-typedef enum {
-    READ_IDLE,       /* no read pending */
-    READ_WAIT,       /* pending: the buffer cannot answer yet */
-    READ_DELIVER     /* answer known: consuming and calling back */
-} rill__read_state;
+/* The read machine (read.c). IDLE: no read pending; WAIT: pending, the buffer cannot
+   answer yet; DELIVER: answer known, consuming and calling back. */
+#define RILL__READ_STATES(X, LAST) X(READ, IDLE) X(READ, WAIT) LAST(READ, DELIVER)
+typedef enum { RILL__READ_STATES(RILL__STATE_ENUM, RILL__STATE_ENUM_LAST) } rill__read_state;
 
 typedef enum { OP_READ, OP_READ_ALL, OP_READEXACTLY, OP_READUNTIL, OP_READLINE } rill__read_kind;
 
@@ -48,22 +46,19 @@ typedef struct rill__read_op {
     void *ud;
 } rill__read_op;
 
-/* The write machine: flow control (drain) and the half-close. */
-typedef enum {
-    WRITE_FLOWING,      /* writes accepted; a drain is answered at once */
-    WRITE_PAUSED,       /* the buffer went above high: drains wait until it falls to low */
-    WRITE_EOF_PENDING,  /* rill_write_eof: no more writes; flushing, then the half-close */
-    WRITE_EOF_SENT      /* half-closed */
-} rill__write_state;
+/* The write machine: flow control (drain) and the half-close. FLOWING: writes
+   accepted, a drain is answered at once; PAUSED: the buffer went above high, drains
+   wait until it falls to low; EOF_PENDING: rill_write_eof, no more writes, flushing,
+   then the half-close; EOF_SENT: half-closed. */
+#define RILL__WRITE_STATES(X, LAST) X(WRITE, FLOWING) X(WRITE, PAUSED) X(WRITE, EOF_PENDING) LAST(WRITE, EOF_SENT)
+typedef enum { RILL__WRITE_STATES(RILL__STATE_ENUM, RILL__STATE_ENUM_LAST) } rill__write_state;
 
-/* The close machine. */
-typedef enum {
-    CLOSE_OPEN,       /* open */
-    CLOSE_FLUSHING,   /* rill_close: sending what is buffered */
-    CLOSE_NOTIFY,     /* TLS: sending close_notify */
-    CLOSE_CLOSED,     /* descriptor closed; callbacks being delivered */
-    CLOSE_FREED       /* memory released (never observed by users) */
-} rill__close_state;
+/* The close machine. OPEN; FLUSHING: rill_close, sending what is buffered; NOTIFY:
+   TLS, sending close_notify; CLOSED: descriptor closed, callbacks being delivered;
+   FREED: memory released (never observed by users). */
+#define RILL__CLOSE_STATES(X, LAST) \
+    X(CLOSE, OPEN) X(CLOSE, FLUSHING) X(CLOSE, NOTIFY) X(CLOSE, CLOSED) LAST(CLOSE, FREED)
+typedef enum { RILL__CLOSE_STATES(RILL__STATE_ENUM, RILL__STATE_ENUM_LAST) } rill__close_state;
 
 typedef struct rill__waiter {
     rill__list node;

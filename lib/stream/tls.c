@@ -291,8 +291,10 @@ rill_tls *rill_tls_server_new(const rill_tls_opts *opts) { return tls_new(opts, 
 
 /* ----------------------------------------------------------- connection */
 
-typedef enum { HS_START, HS_WANT_READ, HS_WANT_WRITE, HS_DONE, HS_SHUTDOWN, HS_EOF, HS_FAILED } hs_state;
-static const char *const hs_names[] = { "START", "WANT_READ", "WANT_WRITE", "DONE", "SHUTDOWN", "EOF", "FAILED" };
+#define HS_STATES(X, LAST) \
+    X(HS, START) X(HS, WANT_READ) X(HS, WANT_WRITE) X(HS, DONE) X(HS, SHUTDOWN) X(HS, EOF) LAST(HS, FAILED)
+typedef enum { HS_STATES(RILL__STATE_ENUM, RILL__STATE_ENUM_LAST) } hs_state;
+static const char *const hs_names[] = { HS_STATES(RILL__STATE_NAME, RILL__STATE_NAME) };
 
 typedef struct tls_conn {
     rill_stream *s;
