@@ -96,8 +96,14 @@ int  rill__io_start(rill_loop *loop, rill__io *io, int events); /* or update eve
 void rill__io_stop(rill_loop *loop, rill__io *io);
 static inline int rill__io_active(const rill__io *io) { return io->slot != RILL__NO_SLOT; }
 
+/* What a backend (or the embedding's after_*) reports of one descriptor: the
+   kernel's facts, not yet what the io hears; rill__loop_dispatch translates them. */
+#define RILL__FIRED_IN  RILL_READABLE   /* readable, or in select's read set */
+#define RILL__FIRED_OUT RILL_WRITABLE   /* writable */
+#define RILL__FIRED_HUP 4   /* hang-up or error */
+
 /* The backend table: add/mod/del mirror the loop's slot registry, wait blocks and
-   dispatches through rill__loop_dispatch. */
+   reports each ready slot's facts to rill__loop_dispatch. */
 typedef struct rill__backend {
     const char *name;
     int  (*init)(rill_loop *loop);
@@ -108,20 +114,15 @@ typedef struct rill__backend {
     int  (*wait)(rill_loop *loop, int timeout_ms);
 } rill__backend;
 extern const rill__backend rill__backend_poll;
-int rill__from_poll(short revents);   /* poll() revents -> RILL_READABLE|RILL_WRITABLE|RILL__EV_HUP */
+int rill__poll_facts(short revents);   /* poll() revents -> RILL__FIRED_* (shared with after_poll) */
 extern const rill__backend rill__backend_select;
-/* What select's read set means for a slot watching events (shared with after_select). */
-static inline int rill__from_select_read(int events)
-{
-    return events & RILL_READABLE ? RILL_READABLE : RILL__EV_HUP_HINT;
-}
 extern const rill__backend rill__backend_epoll;
 
 /* Backends bracket their dispatch with begin/end and report each ready slot;
    an io stopped or started during the dispatch is never given stale readiness. */
 void rill__dispatch_begin(rill_loop *loop);
 void rill__dispatch_end(rill_loop *loop);
-void rill__loop_dispatch(rill_loop *loop, size_t slot, int revents);
+void rill__loop_dispatch(rill_loop *loop, size_t slot, int facts);   /* facts: RILL__FIRED_* */
 
 /* ---------------------------------------------------------------- timers */
 

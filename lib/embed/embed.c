@@ -104,11 +104,11 @@ int rill_loop_prepare_select(rill_loop *loop, fd_set *rd, fd_set *wr, int *maxfd
 }
 
 /* Dispatches recorded entry i if its slot still holds the same registration. */
-static void dispatch_recorded(rill_loop *loop, size_t i, int revents)
+static void dispatch_recorded(rill_loop *loop, size_t i, int facts)
 {
     const rill__slot *s = &loop->slots[loop->emb[i].slot];
     if (s->io != NULL && s->gen == loop->emb[i].gen && s->fd == loop->emb[i].fd)
-        rill__loop_dispatch(loop, loop->emb[i].slot, revents);
+        rill__loop_dispatch(loop, loop->emb[i].slot, facts);
 }
 
 static void after(rill_loop *loop)
@@ -129,9 +129,9 @@ void rill_loop_after_select(rill_loop *loop, const fd_set *rd, const fd_set *wr)
         for (i = 0; i < loop->nemb; i++) {
             int fd = loop->emb[i].fd, r = 0;
             if (rd != NULL && FD_ISSET(fd, rd))
-                r |= rill__from_select_read(loop->slots[loop->emb[i].slot].events);
+                r |= RILL__FIRED_IN;
             if (wr != NULL && FD_ISSET(fd, wr))
-                r |= RILL_WRITABLE;
+                r |= RILL__FIRED_OUT;
             if (r)
                 dispatch_recorded(loop, i, r);
         }
@@ -184,7 +184,7 @@ void rill_loop_after_poll(rill_loop *loop, const struct pollfd *fds, size_t n)
         for (i = 0; i < n; i++) {
             if (fds[i].revents == 0 || fds[i].fd != loop->emb[i].fd)
                 continue;
-            dispatch_recorded(loop, i, rill__from_poll(fds[i].revents));
+            dispatch_recorded(loop, i, rill__poll_facts(fds[i].revents));
         }
         rill__dispatch_end(loop);
     }

@@ -122,11 +122,11 @@ static int epoll_wait_dispatch(rill_loop *loop, int timeout_ms)
         size_t slot = (size_t)ed->events[i].data.u64;
         int r = 0;
         if (re & EPOLLIN)
-            r |= RILL_READABLE;
+            r |= RILL__FIRED_IN;
         if (re & EPOLLOUT)
-            r |= RILL_WRITABLE;
+            r |= RILL__FIRED_OUT;
         if (re & (EPOLLHUP | EPOLLERR))
-            r |= RILL_READABLE | RILL_WRITABLE | RILL__EV_HUP;
+            r |= RILL__FIRED_HUP;
         if (slot < loop->nslots)
             rill__loop_dispatch(loop, slot, r);
     }

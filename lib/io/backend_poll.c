@@ -10,17 +10,15 @@ typedef struct {
     size_t cap;
 } poll_data;
 
-/* A hang-up or error is readiness of whatever is watched: the next read or
-   write then meets the error (shared with the embedding's after_poll). */
-int rill__from_poll(short re)
+int rill__poll_facts(short re)
 {
     int r = 0;
     if (re & POLLIN)
-        r |= RILL_READABLE;
+        r |= RILL__FIRED_IN;
     if (re & POLLOUT)
-        r |= RILL_WRITABLE;
+        r |= RILL__FIRED_OUT;
     if (re & (POLLHUP | POLLERR | POLLNVAL))
-        r |= RILL_READABLE | RILL_WRITABLE | RILL__EV_HUP;
+        r |= RILL__FIRED_HUP;
     return r;
 }
 
@@ -109,7 +107,7 @@ static int poll_wait(rill_loop *loop, int timeout_ms)
             continue;
         rc--;
         pd->pfd[i].revents = 0;
-        rill__loop_dispatch(loop, i, rill__from_poll(re));
+        rill__loop_dispatch(loop, i, rill__poll_facts(re));
     }
     rill__dispatch_end(loop);
     return 0;

@@ -58,9 +58,9 @@ static int select_wait(rill_loop *loop, int timeout_ms)
         if (s->io == NULL || s->events == 0)
             continue;
         if (FD_ISSET(s->fd, &rd))
-            r |= rill__from_select_read(s->events);
+            r |= RILL__FIRED_IN;
         if (FD_ISSET(s->fd, &wr))
-            r |= RILL_WRITABLE;
+            r |= RILL__FIRED_OUT;
         if (r)
             rill__loop_dispatch(loop, i, r);
     }

@@ -126,15 +126,30 @@ void rill__dispatch_end(rill_loop *loop)
         loop->free_slots[loop->nfree++] = loop->dead_slots[--loop->ndead];
 }
 
-void rill__loop_dispatch(rill_loop *loop, size_t slot, int revents)
+/* The one translation of what a backend saw into what an io hears. */
+static int revents_of(int facts, int watched)
+{
+    /* A hang-up or error is readiness of whatever is watched: the next read or
+       write then meets the error. */
+    if (facts & RILL__FIRED_HUP)
+        return RILL_READABLE | RILL_WRITABLE | RILL__EV_HUP;
+    /* select puts a hang-up-only watch in its read set, where data or EOF look the
+       same as a hang-up: only a hint, which the owner checks. */
+    if ((facts & RILL__FIRED_IN) && !(watched & RILL_READABLE))
+        return (facts & RILL__FIRED_OUT) | (watched & RILL__EV_HUP ? RILL__EV_HUP_HINT : 0);
+    return facts;   /* RILL__FIRED_IN and _OUT are RILL_READABLE and RILL_WRITABLE */
+}
+
+void rill__loop_dispatch(rill_loop *loop, size_t slot, int facts)
 {
     rill__slot *s = &loop->slots[slot];
     rill__io *io = s->io;
+    int revents;
 
     /* Registered after the wait started: the readiness is not about this io. */
     if (io == NULL || s->gen > loop->wait_gen)
         return;
-    revents &= s->events | RILL__EV_HUP_HINT;
+    revents = revents_of(facts, s->events) & (s->events | RILL__EV_HUP_HINT);
     if (revents)
         io->cb(io, revents);
 }
