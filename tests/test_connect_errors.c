@@ -347,7 +347,8 @@ static void test_long_name_numerichost(void)
 
 /* ------------------------------------------------------- connect failures */
 
-/* A local address this host does not have: bind fails, the connect reports its errno. */
+/* A local address that cannot be had (the listener's own address and port): bind
+   fails, the connect reports its errno. */
 static void test_bind_fails(void)
 {
     rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
@@ -357,12 +358,13 @@ static void test_bind_fails(void)
     conn c;
 
     memset(&o, 0, sizeof o);
-    o.local_host = "192.0.2.1";   /* TEST-NET-1: never a local address */
+    o.local_host = "127.0.0.1";
+    o.local_port = port;   /* held by the listener */
     o.errbuf = eb;
     o.errbuf_len = sizeof eb;
     CU_ASSERT_EQUAL(connect_run(loop, "127.0.0.1", port, &o, &c), 0);
     CU_ASSERT_EQUAL(c.calls, 1);
-    CU_ASSERT_EQUAL(c.status, -EADDRNOTAVAIL);
+    CU_ASSERT_EQUAL(c.status, -EADDRINUSE);
     CU_ASSERT_PTR_NULL(c.s);
     CU_ASSERT_NOT_EQUAL(eb[0], '\0');
     CU_ASSERT_EQUAL(count_fds(), fds0);
@@ -618,13 +620,14 @@ static void test_errbuf_truncated(void)
 
     memset(eb, 'Z', sizeof eb);
     memset(&o, 0, sizeof o);
-    o.local_host = "192.0.2.1";
+    o.local_host = "127.0.0.1";
+    o.local_port = port;   /* held by the listener */
     o.errbuf = eb;
     o.errbuf_len = 8;
     CU_ASSERT_EQUAL(connect_run(loop, "127.0.0.1", port, &o, &c), 0);
-    CU_ASSERT_EQUAL(c.status, -EADDRNOTAVAIL);
+    CU_ASSERT_EQUAL(c.status, -EADDRINUSE);
     CU_ASSERT_EQUAL(strlen(eb), 7);
-    CU_ASSERT_EQUAL(strncmp(eb, rill_strerror(-EADDRNOTAVAIL), 7), 0);
+    CU_ASSERT_EQUAL(strncmp(eb, rill_strerror(-EADDRINUSE), 7), 0);
     CU_ASSERT_EQUAL(eb[8], 'Z');   /* nothing written past errbuf_len */
     test_loop_finish(loop);
     close(lfd);
@@ -1139,13 +1142,14 @@ static void test_trace_attempts(void)
     conn c;
 
     memset(&o, 0, sizeof o);
-    o.local_host = "192.0.2.1";
+    o.local_host = "127.0.0.1";
+    o.local_port = port;   /* held by the listener */
     trace_begin();
     CU_ASSERT_EQUAL(connect_run(loop, "127.0.0.1", port, &o, &c), 0);
     t = trace_end();
-    CU_ASSERT_EQUAL(c.status, -EADDRNOTAVAIL);
-    CU_ASSERT_PTR_NOT_NULL(strstr(t, "attempt NEW -> FAILED EADDRNOTAVAIL"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(t, "connect ATTEMPTING -> FAILED EADDRNOTAVAIL"));
+    CU_ASSERT_EQUAL(c.status, -EADDRINUSE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "attempt NEW -> FAILED EADDRINUSE"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "connect ATTEMPTING -> FAILED EADDRINUSE"));
     test_loop_finish(loop);
     close(lfd);
 }

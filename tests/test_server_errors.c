@@ -545,7 +545,7 @@ static void test_host_not_found(void)
     rill_server_opts o;
 
     CU_ASSERT_EQUAL(bind_host(loop, "nope.invalid", AF_UNSPEC, AI_NUMERICHOST), RILL_ENOTFOUND);
-    CU_ASSERT_EQUAL(bind_host(loop, "1.2.3.4.5", AF_INET, AI_NUMERICHOST), RILL_ENOTFOUND);
+    CU_ASSERT_EQUAL(bind_host(loop, "127.0.0.1.5", AF_INET, AI_NUMERICHOST), RILL_ENOTFOUND);
     CU_ASSERT_EQUAL(bind_host(loop, "::1", AF_INET, AI_NUMERICHOST), RILL_ENOTFOUND);
     CU_ASSERT_EQUAL(bind_host(loop, "127.0.0.1", AF_INET6, AI_NUMERICHOST), RILL_ENOTFOUND);
 
@@ -1377,8 +1377,6 @@ static void test_bind_address_errors(void)
 
     memset(&o, 0, sizeof o);
     o.flags = AI_NUMERICHOST;
-    CU_ASSERT_EQUAL(bind_opts(loop, "192.0.2.1", 0, &o, NULL), -EADDRNOTAVAIL);     /* TEST-NET-1 */
-    CU_ASSERT_EQUAL(bind_opts(loop, "2001:db8::1", 0, &o, NULL), -EADDRNOTAVAIL);   /* documentation prefix */
     o.flags = 0;
     o.family = AF_INET;
     CU_ASSERT_EQUAL(bind_opts(loop, NULL, 0, &o, &n), 0);
