@@ -12,6 +12,10 @@
 
 #include <string.h>
 
+#define READ_MIN   16384u      /* room made before each recv */
+#define READ_MAX   65536u      /* most bytes taken per recv: bounds memory above 2 * limit */
+#define READ_BURST 4           /* recvs per readiness event while each fills its room */
+
 static const char *const read_state_names[] = { RILL__READ_STATES(RILL__STATE_NAME, RILL__STATE_NAME) };
 static const char *const kind_names[] = { "read", "read", "readexactly", "readuntil", "readline" };
 
@@ -105,17 +109,6 @@ static int evaluate(rill_stream *s, int *status, size_t *give, size_t *consume)
     return 0;
 }
 
-int rill__read_wants_more(const rill_stream *s)
-{
-    const rill__read_op *op = &s->rop;
-    /* A read that waits needs bytes the buffer cannot give, whatever its size
-       (asyncio's _wait_for_data resumes reading): read(-1) and readexactly are
-       not capped by limit, and readuntil decides only once limit + seplen bytes
-       are there, which a separator longer than limit + 1 puts above 2 * limit.
-       The others stay bounded: readline and readuntil end with RILL_ELIMIT. */
-    return op->state == READ_WAIT;
-}
-
 static void release_sep(rill__read_op *op)
 {
     if (op->sep != NULL && op->sep != op->sep_inline)
@@ -164,7 +157,7 @@ void rill__read_step(rill_stream *s)
     rill__stream_update_io(s);
 }
 
-void rill__read_task_run(rill__task *t)
+static void read_task_run(rill__task *t)
 {
     rill__read_step(rill__container_of(t, rill_stream, read_task));
 }
@@ -180,6 +173,78 @@ void rill__read_finish(rill_stream *s, int status)
         s->rop.forced = status;
     rill__read_step(s);
 }
+
+/* ------------------------------------------------------- readiness */
+
+static int read_burst(rill_stream *s, int scratch)
+{
+    int burst;
+
+    for (burst = 0; burst < READ_BURST; burst++) {
+        size_t avail, want;
+        ssize_t n;
+        char *p;
+
+        /* The loop's scratch buffer cannot grow: bytes left in it end the burst. */
+        if (scratch && s->rbuf.len > 0)
+            break;
+        /* An empty buffer gets a full read's room: bulk transfers need fewer calls. */
+        if ((p = rill__buf_space(&s->rbuf, s->rbuf.len == 0 ? READ_MAX : READ_MIN, &avail)) == NULL)
+            return RILL_ENOMEM;
+        want = avail < READ_MAX ? avail : READ_MAX;
+        n = s->tr->recv(s, p, want);
+        if (n == -EAGAIN)
+            break;
+        if (n < 0)
+            return (int)n;
+        if (n == 0) {
+            s->flags |= S_EOF;
+        } else {
+            rill__buf_commit(&s->rbuf, (size_t)n);
+            rill__timer_stop(&s->read_timer);   /* a new byte: the read timeout starts over */
+            if (s->rbuf.len > 2 * s->limit)
+                s->flags |= S_FC_PAUSED;
+        }
+        rill__read_step(s);
+        /* A recv that filled its room suggests more is waiting: take it before polling again. */
+        if (n == 0 || (size_t)n < want || !rill__stream_reading_wanted(s))
+            break;
+    }
+    return 0;
+}
+
+/* The descriptor is readable (or the transport holds decoded bytes): reads a burst
+   and steps the machine after each recv. Returns 0, or the error that loses the
+   connection, which the caller reports: the close machine sits above this file. */
+int rill__read_ready(rill_stream *s)
+{
+    rill_loop *loop = s->loop;
+    /* A stream without a buffer of its own reads into the loop's scratch buffer:
+       when the callbacks consume everything (a ping-pong, an idle connection's
+       rare message) the stream never holds read memory at all. */
+    int scratch = s->rbuf.cap == 0, rc;
+
+    if (scratch) {
+        s->rbuf.data = loop->scratch;
+        s->rbuf.cap = RILL__SCRATCH_SIZE;
+        s->rbuf.start = s->rbuf.len = 0;
+    }
+    rc = read_burst(s, scratch);
+    if (scratch) {
+        /* Keep what the callbacks left, in memory of the stream's own. */
+        const char *rest = rill__buf_head(&s->rbuf);
+        size_t len = s->rbuf.len;
+        rill__buf_init(&s->rbuf);
+        if (len > 0 && rill__buf_append(&s->rbuf, rest, len) < 0 && rc == 0)
+            rc = RILL_ENOMEM;
+    }
+    /* Bytes the transport already decoded will not make the socket readable again. */
+    if (rc == 0 && s->tr->pending != NULL && s->tr->pending(s) > 0 && rill__stream_reading_wanted(s))
+        rill__task_post(s->loop, &s->more_task);
+    return rc;
+}
+
+/* ---------------------------------------------------------- starting */
 
 static int start(rill_stream *s, rill__read_kind kind, size_t n, const void *sep, size_t seplen,
                  rill_read_cb cb, void *ud)
@@ -242,15 +307,21 @@ int rill_readuntil(rill_stream *s, const void *sep, size_t seplen, rill_read_cb 
     return start(s, OP_READUNTIL, 0, sep, seplen, cb, ud);
 }
 
+/* Ends a pending read with status from the loop (a cancel, a close). */
+void rill__read_end_later(rill_stream *s, int status)
+{
+    if (s->rop.state != READ_WAIT)
+        return;
+    if (s->rop.forced == 0)
+        s->rop.forced = status;
+    rill__task_post(s->loop, &s->read_task);
+}
+
 int rill_read_cancel(rill_stream *s)
 {
     if (s == NULL)
         return RILL_EINVAL;
-    if (s->rop.state != READ_WAIT)
-        return 0;
-    if (s->rop.forced == 0)
-        s->rop.forced = RILL_ECANCELED;
-    rill__task_post(s->loop, &s->read_task);
+    rill__read_end_later(s, RILL_ECANCELED);
     return 0;
 }
 
@@ -287,4 +358,25 @@ int rill_set_read_timeout(rill_stream *s, int ms)
     if (s->read_timeout_ms > 0 && s->rop.state == READ_WAIT && s->cstate == CLOSE_OPEN)
         rill__timer_start(&s->read_timer, (uint64_t)s->read_timeout_ms);
     return 0;
+}
+
+static void read_timeout_fired(void *ud)
+{
+    rill__read_finish(ud, RILL_ETIMEDOUT);
+}
+
+void rill__read_init(rill_stream *s, size_t limit)
+{
+    s->limit = limit ? limit : RILL__DEFAULT_LIMIT;
+    rill__buf_init(&s->rbuf);
+    rill__task_init(&s->read_task, read_task_run);
+    rill__timer_init(&s->read_timer, s->loop, read_timeout_fired, s);
+}
+
+void rill__read_free(rill_stream *s)
+{
+    rill__task_cancel(s->loop, &s->read_task);
+    rill__timer_stop(&s->read_timer);
+    release_sep(&s->rop);
+    rill__buf_free(&s->rbuf);
 }

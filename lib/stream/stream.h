@@ -1,6 +1,6 @@
-/* [stream] The stream object shared by stream.c (write side, close machine), read.c
-   (read machines), the transports (sock.c, tls.c) and whoever creates streams
-   (pipe.c, connect.c, server.c). */
+/* [stream] The stream object shared by its machines (read.c, write.c, close.c), what
+   they wait for (interest.c), the transports (sock.c, pipe.c, tls.c) and whoever
+   creates streams (stream.c's rill__stream_new, for pipe.c, connect.c, server.c). */
 #ifndef RILL_STREAM_H
 #define RILL_STREAM_H
 
@@ -138,19 +138,42 @@ ssize_t rill__writev_nosigpipe(int fd, const struct iovec *iov, int iovcnt);
 /* tls.c, for extra_info.c */
 int rill__tls_extra_info(const rill_stream *s, const char *name, char *buf, size_t buflen);
 
-/* stream.c */
-rill_stream *rill__stream_new(rill_loop *loop, int fd, int mode, size_t limit,
-                              const rill__transport *tr);
+/* The stream's files, lowest first; each calls only down this list. */
+
+/* interest.c */
+int  rill__stream_reading_wanted(const rill_stream *s);
+int  rill__stream_writing_wanted(const rill_stream *s);
+int  rill__stream_wanted_events(const rill_stream *s);
 void rill__stream_update_io(rill_stream *s);
+
+/* waiter.c */
+int  rill__waiter_add(rill_stream *s, rill__list *list, rill_done_cb cb, void *ud);
+void rill__waiter_withdraw_last(rill_stream *s, rill__list *list);
+void rill__waiters_run(rill_stream *s, rill__list *list, int status);
+void rill__waiters_free(rill__list *list);
+
+/* read.c */
+void rill__read_init(rill_stream *s, size_t limit);
+int  rill__read_ready(rill_stream *s);
+void rill__read_step(rill_stream *s);
+void rill__read_finish(rill_stream *s, int status);
+void rill__read_end_later(rill_stream *s, int status);
+void rill__read_free(rill_stream *s);
+const char *rill__read_state_name(rill__read_state st);
+
+/* close.c */
+void rill__close_init(rill_stream *s);
+void rill__close_advance(rill_stream *s);
 void rill__stream_lost(rill_stream *s, int err);
 const char *rill__close_state_name(rill__close_state st);
 
-/* read.c */
-void rill__read_step(rill_stream *s);
-void rill__read_task_run(rill__task *t);
-int  rill__read_wants_more(const rill_stream *s);
-void rill__read_finish(rill_stream *s, int status);
-const char *rill__read_state_name(rill__read_state st);
+/* write.c */
+void rill__write_init(rill_stream *s);
+void rill__write_ready(rill_stream *s);
+
+/* stream.c */
+rill_stream *rill__stream_new(rill_loop *loop, int fd, int mode, size_t limit,
+                              const rill__transport *tr);
 
 #define RILL__DEFAULT_LIMIT 65536u
 
