@@ -12,16 +12,9 @@
 
 typedef struct { int code; const char *name; } named_code;
 
-static const named_code rill_codes[] = {
-    { RILL_EINCOMPLETE, "RILL_EINCOMPLETE" },
-    { RILL_ELIMIT,      "RILL_ELIMIT" },
-    { RILL_ECLOSED,     "RILL_ECLOSED" },
-    { RILL_EMODE,       "RILL_EMODE" },
-    { RILL_EDNS,        "RILL_EDNS" },
-    { RILL_ENOTFOUND,   "RILL_ENOTFOUND" },
-    { RILL_ETLS,        "RILL_ETLS" },
-    { RILL_ECERT,       "RILL_ECERT" },
-};
+#define OWN_(name, text) { name, #name },
+static const named_code rill_codes[] = { RILL__OWN_ERRORS(OWN_) };
+#undef OWN_
 #define N_RILL (sizeof rill_codes / sizeof rill_codes[0])
 
 /* errno values the table must know (positive, as <errno.h> defines them).
@@ -343,6 +336,30 @@ static void test_rill_values(void)
     }
 }
 
+/* Every rill error include/rill.h defines (a value below -4000) is in the list. */
+static void test_rill_header_listed(void)
+{
+    char line[256], name[64];
+    int value, found = 0;
+    size_t i;
+    FILE *f = fopen(RILL_SRCDIR "/include/rill.h", "r");
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (sscanf(line, "#define %63s (%d)", name, &value) != 2 || value > -4000)
+            continue;
+        found++;
+        for (i = 0; i < N_RILL; i++)
+            if (strcmp(rill_codes[i].name, name) == 0 && rill_codes[i].code == value)
+                break;
+        CU_ASSERT(i < N_RILL);
+        if (i == N_RILL)
+            fprintf(stderr, "\n  %s (%d) is not in RILL__OWN_ERRORS\n", name, value);
+    }
+    fclose(f);
+    CU_ASSERT_EQUAL(found, (int)N_RILL);
+}
+
 static void test_generic_aliases(void)
 {
     CU_ASSERT_EQUAL(RILL_EINVAL, -EINVAL);
@@ -482,6 +499,7 @@ int test_error_register(void)
         { "rill codes have distinct RILL_ names", test_rill_names },
         { "rill codes have distinct texts", test_rill_texts },
         { "rill codes are frozen below -4000", test_rill_values },
+        { "every rill code rill.h defines is listed", test_rill_header_listed },
         { "generic codes are -errno", test_generic_aliases },
         { "connection error names and texts", test_connection_errors },
         { "unknown values give static text", test_unknown },

@@ -20,14 +20,9 @@ static const rill__err_entry rill__err_table[] = {
     { 0, "OK", "success" },
 
     /* rill's own, frozen values. */
-    { RILL_EINCOMPLETE, "RILL_EINCOMPLETE", "end of stream before the read was complete" },
-    { RILL_ELIMIT,      "RILL_ELIMIT",      "buffer limit reached before the separator was found" },
-    { RILL_ECLOSED,     "RILL_ECLOSED",     "stream is closing or closed" },
-    { RILL_EMODE,       "RILL_EMODE",       "operation not allowed by the stream's mode or transport" },
-    { RILL_EDNS,        "RILL_EDNS",        "DNS resolution failed (server failure, timeout or refused)" },
-    { RILL_ENOTFOUND,   "RILL_ENOTFOUND",   "host name not found (no such name or no address)" },
-    { RILL_ETLS,        "RILL_ETLS",        "TLS handshake or record error" },
-    { RILL_ECERT,       "RILL_ECERT",       "peer certificate not verified or host name mismatch" },
+#define OWN_(name, text) { name, #name, text },
+    RILL__OWN_ERRORS(OWN_)
+#undef OWN_
 
     /* POSIX.1-2001 (plus EOWNERDEAD and ENOTRECOVERABLE from POSIX.1-2008). */
 #ifdef E2BIG
