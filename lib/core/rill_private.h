@@ -64,6 +64,13 @@ void rill__trace(const char *object, unsigned long id, const char *machine,
 /* A unit of work on the loop's pending queue; embedded in the object that owns it,
    so queueing a completion allocates nothing. */
 typedef struct rill__task rill__task;
+/* What every handle the user holds embeds: its place on the loop's closing list
+   (lib/core/handle.c, the one lifecycle). */
+typedef struct rill__handle {
+    rill__list closing;
+    void (*free_fn)(struct rill__handle *h);   /* releases the memory; nothing is registered by then */
+} rill__handle;
+
 struct rill__task {
     rill__list node;                 /* linked while queued */
     void (*run)(rill__task *t);
@@ -186,7 +193,8 @@ struct rill_loop {
     size_t npending;
     int budget_exhausted;
 
-    size_t nhandles;                /* streams, servers, requests, watches, signals */
+    size_t nhandles;                /* open streams, servers, requests, watches, signals */
+    rill__list closing;             /* rill__handle: closed, memory freed at the iteration's end */
     unsigned long npolls;           /* waits made: tests count system calls saved */
     int stop_flag;
     int in_callback;                /* > 0 while any callback runs */
@@ -211,8 +219,13 @@ struct rill_loop {
 
 #define RILL__SCRATCH_SIZE 65536u
 
-void rill__handle_ref(rill_loop *loop);     /* one more thing keeps the loop alive */
+void rill__handle_ref(rill_loop *loop);     /* one more thing keeps the loop alive (signals) */
 void rill__handle_unref(rill_loop *loop);
+/* lib/core/handle.c: a handle keeps the loop alive from open to closed; its memory
+   is released by free_fn at the end of the iteration it closed in. */
+void rill__handle_open(rill_loop *loop, rill__handle *h, void (*free_fn)(rill__handle *h));
+void rill__handle_closed(rill_loop *loop, rill__handle *h);
+void rill__handles_free_closed(rill_loop *loop);
 unsigned long rill__next_id(rill_loop *loop);
 void rill__update_time(rill_loop *loop);
 uint64_t rill__clock_ms(void);

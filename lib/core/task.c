@@ -73,6 +73,9 @@ void rill__run_ready(rill_loop *loop)
     if (loop->timer_min != NULL && loop->timer_min->deadline <= loop->now)
         rill__run_timers(loop);
     run_pending(loop);
+    /* The one point of the iteration where closed handles' memory goes. */
+    if (!rill__list_empty(&loop->closing))
+        rill__handles_free_closed(loop);
 }
 
 int rill__next_timeout(rill_loop *loop)

@@ -140,6 +140,23 @@ void rill__timer_unlink(rill_timer *t)
     t->heap_parent = t->heap_left = t->heap_right = NULL;
 }
 
+/* rill_call_later's timers are handles: their memory goes with the iteration. */
+typedef struct user_timer {
+    rill_timer t;
+    rill__handle h;
+} user_timer;
+
+static void user_timer_free(rill__handle *h)
+{
+    rill__free(rill__container_of(h, user_timer, h));
+}
+
+static void user_timer_closed(rill_timer *t)
+{
+    t->loop->nuser_timers--;
+    rill__handle_closed(t->loop, &rill__container_of(t, user_timer, t)->h);
+}
+
 /* Fires due timers. Timers armed while this runs wait for the next round, so a
    timer that re-arms itself with delay 0 cannot keep the loop here. */
 void rill__run_timers(rill_loop *loop)
@@ -154,11 +171,8 @@ void rill__run_timers(rill_loop *loop)
         if (t->deadline > loop->now || t->seq >= seq_limit)
             break;
         rill__timer_stop(t);
-        if (t->owned) {
-            /* A user timer's handle ends when its callback starts. */
-            loop->nuser_timers--;
-            rill__free(t);
-        }
+        if (t->owned)
+            user_timer_closed(t);   /* a user timer's handle ends when its callback starts */
         cb(ud);
     }
 }
@@ -177,22 +191,22 @@ int rill__timer_timeout(const rill_loop *loop)
 
 rill_timer *rill_call_later(rill_loop *loop, uint64_t delay_ms, void (*cb)(void *ud), void *ud)
 {
-    rill_timer *t;
+    user_timer *u;
 
     if (loop == NULL || cb == NULL) {
         errno = EINVAL;
         return NULL;
     }
-    t = rill__malloc(sizeof *t);
-    if (t == NULL) {
+    if ((u = rill__malloc(sizeof *u)) == NULL) {
         errno = ENOMEM;
         return NULL;
     }
-    rill__timer_init(t, loop, cb, ud);
-    t->owned = 1;
-    rill__timer_start(t, delay_ms);
+    rill__timer_init(&u->t, loop, cb, ud);
+    u->t.owned = 1;
+    rill__timer_start(&u->t, delay_ms);
+    rill__handle_open(loop, &u->h, user_timer_free);
     loop->nuser_timers++;
-    return t;
+    return &u->t;
 }
 
 void rill_timer_cancel(rill_timer *t)
@@ -200,8 +214,6 @@ void rill_timer_cancel(rill_timer *t)
     if (t == NULL)
         return;
     rill__timer_stop(t);
-    if (t->owned) {
-        t->loop->nuser_timers--;
-        rill__free(t);
-    }
+    if (t->owned)
+        user_timer_closed(t);
 }

@@ -3,6 +3,7 @@
 
 struct rill_watch {
     rill__io io;
+    rill__handle h;
     rill_loop *loop;
     void (*cb)(rill_watch *w, int revents, void *ud);
     void *ud;
@@ -11,8 +12,13 @@ struct rill_watch {
 static void watch_ready(rill__io *io, int revents)
 {
     rill_watch *w = rill__container_of(io, rill_watch, io);
-    /* The callback may stop (free) the watch: nothing touches w after it. */
+    /* The callback may stop the watch: its memory stays until the iteration ends. */
     w->cb(w, revents & (RILL_READABLE | RILL_WRITABLE), w->ud);
+}
+
+static void watch_free(rill__handle *h)
+{
+    rill__free(rill__container_of(h, rill_watch, h));
 }
 
 static int valid_events(int events)
@@ -43,7 +49,7 @@ rill_watch *rill_watch_fd(rill_loop *loop, int fd, int events,
         errno = -rc;
         return NULL;
     }
-    rill__handle_ref(loop);
+    rill__handle_open(loop, &w->h, watch_free);
     return w;
 }
 
@@ -59,6 +65,5 @@ void rill_watch_stop(rill_watch *w)
     if (w == NULL)
         return;
     rill__io_stop(w->loop, &w->io);
-    rill__handle_unref(w->loop);
-    rill__free(w);
+    rill__handle_closed(w->loop, &w->h);
 }

@@ -113,6 +113,7 @@ rill_loop *rill_loop_new(const rill_loop_opts *opts)
     loop->wake_rd = loop->wake_wr = -1;
     rill__io_init(&loop->wake_io, -1, wake_cb);   /* not watched: a failure below has nothing to stop */
     rill__list_init(&loop->pending);
+    rill__list_init(&loop->closing);
     rill__list_init(&loop->ts_queue);
     loop->dns_timeout_ms = opts->dns_timeout_ms;
     loop->dns_tries = opts->dns_tries;

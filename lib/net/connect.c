@@ -56,6 +56,7 @@ typedef struct family_list {
 
 struct rill_connect_req {
     rill_loop *loop;
+    rill__handle h;
     unsigned long id;
     conn_state state;
     rill_connect_cb cb;
@@ -137,6 +138,11 @@ static void stop_everything(rill_connect_req *r)
 
 /* Every exit frees here, and stops first what the request registered: a timer
    left armed in freed memory would corrupt the loop's heap. */
+static void req_free_memory(rill__handle *h)
+{
+    rill__free(rill__container_of(h, rill_connect_req, h));
+}
+
 static void req_free(rill_connect_req *r)
 {
     stop_everything(r);
@@ -144,8 +150,7 @@ static void req_free(rill_connect_req *r)
     rill__free(r->hostname);
     if (r->tls != NULL)
         rill_tls_free(r->tls);
-    rill__handle_unref(r->loop);
-    rill__free(r);
+    rill__handle_closed(r->loop, &r->h);
 }
 
 /* Appends to the caller's errbuf; what does not fit is cut, the text stays terminated. */
@@ -517,7 +522,7 @@ static int new_req(rill_loop *loop, const rill_connect_opts *o, rill_connect_cb 
     rill__timer_init(&r->total_timer, loop, total_fired, r);
     rill__task_init(&r->task, task_run);
     rill__list_init(&r->attempts);
-    rill__handle_ref(loop);
+    rill__handle_open(loop, &r->h, req_free_memory);
     if (o != NULL) {
         r->limit = o->limit;
         r->on_socket = o->on_socket;

@@ -65,6 +65,7 @@ typedef struct srv_waiter {
 
 struct rill_server {
     rill_loop *loop;
+    rill__handle h;
     unsigned long id;
     server_state state;
 
@@ -700,6 +701,11 @@ static void listen_ready(rill__io *io, int revents)
 
 /* --------------------------------------------------------------- closing */
 
+static void server_free_memory(rill__handle *h)
+{
+    rill__free(rill__container_of(h, rill_server, h));
+}
+
 static void server_free(rill_server *srv)
 {
     rill_loop *loop = srv->loop;
@@ -717,8 +723,7 @@ static void server_free(rill_server *srv)
     rill__free(srv->path);
     if (srv->opts.tls != NULL)
         rill_tls_free(srv->opts.tls);   /* our reference; streams hold their own */
-    rill__free(srv);
-    rill__handle_unref(loop);
+    rill__handle_closed(loop, &srv->h);
 }
 
 static void finish_run(rill__task *t)
@@ -906,7 +911,7 @@ static rill_server *server_new(rill_loop *loop, const char *host, int port, cons
     rill__task_init(&srv->finish_task, finish_run);
     rill__timer_init(&srv->resume_timer, loop, resume_fired, srv);
     rill__timer_init(&srv->shutdown_timer, loop, shutdown_fired, srv);
-    rill__handle_ref(loop);
+    rill__handle_open(loop, &srv->h, server_free_memory);
     if (opts->nsocks > 0)
         RILL__TRACE("server", srv->id, "server", "-", srv_names[SRV_NEW], "%lu given sockets",
                     (unsigned long)opts->nsocks);

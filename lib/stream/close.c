@@ -43,8 +43,12 @@ static void stream_free(rill_stream *s)
     rill__waiters_free(&s->closers);
     rill__waiters_free(&s->closed_waiters);
     rill__waiters_free(&s->spare);
-    rill__free(s);
-    rill__handle_unref(loop);
+    rill__handle_closed(loop, &s->h);
+}
+
+void rill__stream_free_memory(rill__handle *h)
+{
+    rill__free(rill__container_of(h, rill_stream, h));
 }
 
 static void close_task_run(rill__task *t)

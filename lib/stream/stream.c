@@ -148,7 +148,7 @@ rill_stream *rill__stream_new(rill_loop *loop, int fd, int mode, size_t limit,
         errno = -rc;
         return NULL;
     }
-    rill__handle_ref(loop);
+    rill__handle_open(loop, &s->h, rill__stream_free_memory);
     RILL__TRACE("stream", s->id, "close", "NEW", "OPEN", "fd=%d %s", fd, tr->name);
     return s;
 }

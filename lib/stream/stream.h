@@ -83,6 +83,7 @@ enum {
 
 struct rill_stream {
     rill_loop *loop;
+    rill__handle h;
     unsigned long id;
     int fd;
     int mode;
@@ -163,6 +164,7 @@ const char *rill__read_state_name(rill__read_state st);
 
 /* close.c */
 void rill__close_init(rill_stream *s);
+void rill__stream_free_memory(rill__handle *h);
 void rill__close_advance(rill_stream *s);
 void rill__stream_lost(rill_stream *s, int err);
 const char *rill__close_state_name(rill__close_state st);
