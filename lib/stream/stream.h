@@ -141,9 +141,25 @@ int rill__tls_extra_info(const rill_stream *s, const char *name, char *buf, size
 
 /* The stream's files, lowest first; each calls only down this list. */
 
-/* interest.c */
-int  rill__stream_reading_wanted(const rill_stream *s);
-int  rill__stream_writing_wanted(const rill_stream *s);
+/* interest.c; the two sides' needs are inline: stream_io asks them on every event. */
+static inline int rill__stream_reading_wanted(const rill_stream *s)
+{
+    if (!(s->mode & RILL_MODE_READ) || s->cstate != CLOSE_OPEN || (s->flags & (S_EOF | S_USER_PAUSED)))
+        return 0;
+    /* Past 2 * limit reading pauses, but a read that waits needs bytes the buffer
+       cannot give, whatever its size (asyncio's _wait_for_data resumes reading):
+       read(-1) and readexactly are not capped by limit, and readuntil decides only
+       once limit + seplen bytes are there, which a separator longer than limit + 1
+       puts above 2 * limit. The others stay bounded: readline and readuntil end
+       with RILL_ELIMIT. */
+    return !(s->flags & S_FC_PAUSED) || s->rop.state == READ_WAIT;
+}
+
+static inline int rill__stream_writing_wanted(const rill_stream *s)
+{
+    return s->wbuf.len > 0 || s->wstate == WRITE_EOF_PENDING || s->cstate == CLOSE_NOTIFY;
+}
+
 int  rill__stream_wanted_events(const rill_stream *s);
 void rill__stream_update_io(rill_stream *s);
 
