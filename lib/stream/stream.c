@@ -14,15 +14,19 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+/* The read side reads if it waits for bytes; a failed read loses the connection. */
+static void read_if_wanted(rill_stream *s)
+{
+    int rc;
+    if (rill__stream_reading_wanted(s) && (rc = rill__read_ready(s)) < 0)
+        rill__stream_lost(s, rc);
+}
+
 /* The transport decoded more than one recv handed out (TLS): read it without a poll. */
 static void more_task_run(rill__task *t)
 {
     rill_stream *s = rill__container_of(t, rill_stream, more_task);
-    int rc = 0;
-    if (rill__stream_reading_wanted(s))
-        rc = rill__read_ready(s);
-    if (rc < 0)
-        rill__stream_lost(s, rc);
+    read_if_wanted(s);
     rill__stream_update_io(s);
 }
 
@@ -65,7 +69,6 @@ static int confirm_hangup(rill_stream *s)
 static void stream_io(rill__io *io, int revents)
 {
     rill_stream *s = rill__container_of(io, rill_stream, io);
-    int rc;
 
     if (s->io_hook != NULL) {
         s->io_hook(s, revents);
@@ -86,8 +89,8 @@ static void stream_io(rill__io *io, int revents)
     s->flags |= S_IN_IO;
     if ((revents & s->wr_want) && rill__stream_writing_wanted(s))
         rill__write_ready(s);
-    if ((revents & s->rd_want) && rill__stream_reading_wanted(s) && (rc = rill__read_ready(s)) < 0)
-        rill__stream_lost(s, rc);
+    if (revents & s->rd_want)
+        read_if_wanted(s);
     s->flags &= ~S_IN_IO;
     rill__stream_update_io(s);
 }
