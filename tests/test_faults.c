@@ -8,6 +8,8 @@
    starting call), that the loop frees (rill_loop_free() == 0), that no rill
    allocation is left (rill__alloc_live) and that no descriptor is left. */
 #include "support/testutil.h"
+#include "support/proc.h"
+#include "support/streams.h"
 #include "support/certs.h"
 #include "stream.h"
 #include "syshooks.h"
@@ -30,20 +32,6 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;   /* the directory's own descriptor */
-}
-
 /* The byte at offset i of every test stream: a hash of i, so a lost, repeated
    or reordered byte shows. */
 static unsigned char pat(size_t i)
@@ -64,30 +52,6 @@ static uint32_t rng_next(uint32_t *s)
     return *s = x;
 }
 
-/* Every rill allocation made since live0 was taken has been freed. */
-static void check_live(unsigned long live0, int line)
-{
-    long left = (long)(rill__alloc_live() - live0);
-    if (left != 0)
-        fprintf(stderr, "\nline %d: %ld rill allocations left\n", line, left);
-    CU_ASSERT_EQUAL(left, 0);
-}
-#define CHECK_LIVE(live0) check_live((live0), __LINE__)
-
-static rill_loop *loop_new_quiet(void)
-{
-    rill_loop_opts o;
-    const char *b = getenv("RILL_TEST_BACKEND");
-    memset(&o, 0, sizeof o);
-    if (b != NULL)
-        o.backend = strcmp(b, "select") == 0 ? RILL_BACKEND_SELECT
-                  : strcmp(b, "epoll") == 0 ? RILL_BACKEND_EPOLL : RILL_BACKEND_POLL;
-    o.dns_servers = "127.0.0.1:9";   /* never the system's DNS */
-    o.dns_timeout_ms = 200;
-    o.dns_tries = 1;
-    return rill_loop_new(&o);
-}
-
 /* Runs the loop until nothing is alive or ms pass; 1 if it became idle. */
 static int run_idle(rill_loop *loop, int ms)
 {
@@ -101,74 +65,14 @@ static int run_idle(rill_loop *loop, int ms)
     return 1;
 }
 
-static void small_buffers(int fd, int bytes)
-{
-    if (bytes > 0) {
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
-    }
-}
-
 /* A connected TCP pair over loopback: *a is the accepted end, *b the connecting
    one; bufsize > 0 fixes both ends' kernel buffers (no autotuning), so a peer
    that does not read stops a writer soon. */
 static int tcp_pair_buf(int *a, int *b, int bufsize)
 {
-    struct sockaddr_in sin;
-    socklen_t len = sizeof sin;
-    int l, c, s;
-
-    *a = *b = -1;
-    if ((l = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-        return -1;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(l, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(l, 4) < 0 ||
-        getsockname(l, (struct sockaddr *)&sin, &len) < 0) {
-        close(l);
-        return -1;
-    }
-    small_buffers(l, bufsize);   /* the accepted socket inherits them */
-    if ((c = socket(AF_INET, SOCK_STREAM, 0)) < 0) {
-        close(l);
-        return -1;
-    }
-    small_buffers(c, bufsize);
-    if (connect(c, (struct sockaddr *)&sin, sizeof sin) < 0 || (s = accept(l, NULL, NULL)) < 0) {
-        close(c);
-        close(l);
-        return -1;
-    }
-    close(l);
-    *a = s;
-    *b = c;
-    return 0;
-}
-
-static int tcp_pair(int *a, int *b) { return tcp_pair_buf(a, b, 0); }
-
-typedef struct adopted {
-    int done, status;
-    rill_stream *s;
-} adopted;
-
-static void adopt_cb(rill_stream *s, int status, void *ud)
-{
-    adopted *a = ud;
-    a->done++;
-    a->status = status;
-    a->s = s;
-}
-
-static rill_stream *adopt(rill_loop *loop, int fd)
-{
-    adopted a;
-    memset(&a, 0, sizeof a);
-    if (rill_connect_sock(loop, fd, NULL, adopt_cb, &a, NULL) != 0)
-        return NULL;
-    test_run_until(loop, &a.done, 5000);
-    return a.status == 0 ? a.s : NULL;
+    test_tcp_bufs bufs;
+    bufs.accepted_snd = bufs.accepted_rcv = bufs.connecting_snd = bufs.connecting_rcv = bufsize;
+    return test_tcp_pair(a, b, &bufs);
 }
 
 /* Reads everything up to want bytes, checking each byte against pat(). */
@@ -297,7 +201,6 @@ typedef struct walk {
     rill_server *srv;
     rill_tls *stls, *ctls;
     int variant;          /* 0: a connect timeout; 1: read and close timeouts; 2: close timeouts */
-    int in_call;          /* a starting call runs: its callback must not come now */
     int bad, bad_status;  /* the first broken rule: its line, and the status seen */
     int enomem;           /* RILL_ENOMEM surfaced */
     int started, want_start;
@@ -329,7 +232,7 @@ static void walk_srv_closed(rill_server *srv, int status, void *ud)
 {
     walk *w = ud;
     (void)srv;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->sclosed++;
     walk_status(w, status, __LINE__);
@@ -341,9 +244,7 @@ static void walk_close_server(walk *w)
     if (w->srv == NULL || w->server_closing)
         return;
     w->server_closing = 1;
-    w->in_call = 1;
-    rc = rill_server_close(w->srv, walk_srv_closed, w);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_server_close(w->srv, walk_srv_closed, w));
     if (rc == 0) {
         w->want_sclose = 1;
         return;
@@ -358,7 +259,7 @@ static void walk_client_closed(rill_stream *s, int status, void *ud)
 {
     walk *w = ud;
     (void)s;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->cclosed++;
     walk_status(w, status, __LINE__);
@@ -368,9 +269,7 @@ static void walk_client_closed(rill_stream *s, int status, void *ud)
 static void walk_close_client(walk *w, rill_stream *s)
 {
     int rc;
-    w->in_call = 1;
-    rc = rill_close(s, walk_client_closed, w);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_close(s, walk_client_closed, w));
     if (rc == 0) {
         w->want_cclose = 1;
         return;
@@ -384,7 +283,7 @@ static void walk_close_client(walk *w, rill_stream *s)
 static void walk_echo(rill_stream *s, int status, const char *data, size_t len, void *ud)
 {
     walk *w = ud;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->echoed++;
     walk_status(w, status, __LINE__);
@@ -397,7 +296,7 @@ static void walk_written(rill_stream *s, int status, void *ud)
 {
     walk *w = ud;
     int rc;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->wrote++;
     walk_status(w, status, __LINE__);
@@ -407,9 +306,7 @@ static void walk_written(rill_stream *s, int status, void *ud)
     }
     if (w->variant == 1 && rill_set_read_timeout(s, 5000) != 0)
         WALK_BAD(w, 0);
-    w->in_call = 1;
-    rc = rill_readline(s, walk_echo, w);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_readline(s, walk_echo, w));
     if (rc == 0) {
         w->want_echo = 1;
         return;
@@ -422,7 +319,7 @@ static void walk_connected(rill_stream *s, int status, void *ud)
 {
     walk *w = ud;
     int rc;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->connected++;
     walk_status(w, status, __LINE__);
@@ -434,9 +331,7 @@ static void walk_connected(rill_stream *s, int status, void *ud)
     }
     if (w->variant > 0 && rill_set_close_timeout(s, 5000) != 0)
         WALK_BAD(w, 0);
-    w->in_call = 1;
-    rc = rill_write(s, walk_line, sizeof walk_line - 1, walk_written, w);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_write(s, walk_line, sizeof walk_line - 1, walk_written, w));
     if (rc == 0) {
         w->want_write = 1;
         return;
@@ -449,7 +344,7 @@ static void walk_srv_stream_closed(rill_stream *s, int status, void *ud)
 {
     walk *w = ud;
     (void)s;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->srv_closes_done++;
     walk_status(w, status, __LINE__);
@@ -459,15 +354,13 @@ static void walk_srv_line(rill_stream *s, int status, const char *data, size_t l
 {
     walk *w = ud;
     int rc;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->srv_reads_done++;
     walk_status(w, status, __LINE__);
     if (status == 0 && len > 0 && (rc = rill_write(s, data, len, NULL, NULL)) < 0)
         walk_status(w, rc, __LINE__);
-    w->in_call = 1;
-    rc = rill_close(s, walk_srv_stream_closed, w);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_close(s, walk_srv_stream_closed, w));
     if (rc == 0) {
         w->srv_closes++;
         return;
@@ -482,16 +375,14 @@ static void walk_on_client(rill_server *srv, rill_stream *s, void *ud)
     walk *w = ud;
     int rc;
     (void)srv;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, 0);
     w->srv_clients++;
     if (w->variant > 0 && rill_set_close_timeout(s, 5000) != 0)
         WALK_BAD(w, 0);
     if (w->variant == 1 && rill_set_read_timeout(s, 5000) != 0)
         WALK_BAD(w, 0);
-    w->in_call = 1;
-    rc = rill_readline(s, walk_srv_line, w);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_readline(s, walk_srv_line, w));
     if (rc == 0) {
         w->srv_reads++;
         return;
@@ -512,7 +403,7 @@ static void walk_started(rill_server *srv, int status, void *ud)
 {
     walk *w = ud;
     (void)srv;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->started++;
     walk_status(w, status, __LINE__);
@@ -531,7 +422,7 @@ static int walk_run(walk *w, rill_tls *stls, rill_tls *ctls, int variant)
     w->stls = stls;
     w->ctls = ctls;
     w->variant = variant;
-    if ((w->loop = loop_new_quiet()) == NULL) {
+    if ((w->loop = test_loop_try_new(RILL_BACKEND_AUTO)) == NULL) {
         if (errno != ENOMEM)
             WALK_BAD(w, -errno);
         w->enomem = 1;
@@ -548,9 +439,7 @@ static int walk_run(walk *w, rill_tls *stls, rill_tls *ctls, int variant)
         w->enomem = 1;
         goto finish;
     }
-    w->in_call = 1;
-    rc = rill_server_start_serving(w->srv, walk_started, w);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_server_start_serving(w->srv, walk_started, w));
     if (rc < 0) {
         walk_status(w, rc, __LINE__);
         walk_close_server(w);
@@ -566,9 +455,7 @@ static int walk_run(walk *w, rill_tls *stls, rill_tls *ctls, int variant)
     /* Sequential attempts arm no delay timer: the read or close timer is then the first timer. */
     co.happy_eyeballs_delay_ms = variant == 0 ? 0 : -1;
     co.ssl_handshake_timeout_ms = 5000;
-    w->in_call = 1;
-    rc = rill_connect(w->loop, "127.0.0.1", port, &co, walk_connected, w, NULL);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_connect(w->loop, "127.0.0.1", port, &co, walk_connected, w, NULL));
     if (rc == 0) {
         w->want_connect = 1;
     } else {
@@ -604,7 +491,7 @@ static void walk_all(const char *name, rill_tls *stls, rill_tls *ctls, int varia
     memset(t, 0, sizeof *t);
     /* Twice without failure: the count must be stable, and nothing may stay allocated. */
     live0 = rill__alloc_live();
-    fds0 = count_fds();
+    fds0 = test_proc_fds(0);
     rill__alloc_fail_at(0);
     rc = walk_run(&w, stls, ctls, variant);
     n1 = rill__alloc_fail_at(0);
@@ -614,8 +501,8 @@ static void walk_all(const char *name, rill_tls *stls, rill_tls *ctls, int varia
     n2 = rill__alloc_fail_at(0);
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_TRUE(w.echo_ok);
-    CHECK_LIVE(live0);
-    CU_ASSERT_EQUAL(count_fds(), fds0);
+    TEST_CHECK_LIVE(live0);
+    CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
     CU_ASSERT_TRUE(n1 > 10);
     /* A few more for allocations whose number varies with timing (a write sent at once or buffered). */
     t->n = n2 > n1 ? n2 : n1;
@@ -634,7 +521,7 @@ static void walk_all(const char *name, rill_tls *stls, rill_tls *ctls, int varia
         }
         else
             t->other++;
-        fds = count_fds();
+        fds = test_proc_fds(0);
         if (rc != 0 || rill__alloc_live() != live0 || fds != fds0) {
             t->failed++;
             fprintf(stderr, "\n%s walk: allocation %lu of %lu: rule at line %d broken (status %s), "
@@ -891,7 +778,7 @@ static int pair_open_how(pair *p, int unix_socket)
     int a, b, sv[2];
     memset(p, 0, sizeof *p);
     p->live0 = rill__alloc_live();
-    p->fds0 = count_fds();
+    p->fds0 = test_proc_fds(0);
     p->loop = test_loop_new(0);
     if (unix_socket > 0) {
         if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
@@ -901,8 +788,8 @@ static int pair_open_how(pair *p, int unix_socket)
     } else if (tcp_pair_buf(&a, &b, unix_socket < 0 ? 32768 : 0) < 0) {
         return -1;
     }
-    p->w = adopt(p->loop, a);
-    p->r = adopt(p->loop, b);
+    p->w = test_adopt_try(p->loop, a, NULL);
+    p->r = test_adopt_try(p->loop, b, NULL);
     return p->w != NULL && p->r != NULL ? 0 : -1;
 }
 
@@ -916,8 +803,8 @@ static void pair_close(pair *p)
     if (p->r != NULL)
         rill_close(p->r, NULL, NULL);
     test_loop_finish(p->loop);
-    CHECK_LIVE(p->live0);
-    CU_ASSERT_EQUAL(count_fds(), p->fds0);
+    TEST_CHECK_LIVE(p->live0);
+    CU_ASSERT_EQUAL(test_proc_fds(0), p->fds0);
 }
 
 /* --------------------------------------------------------- short writes */
@@ -978,7 +865,7 @@ static void test_short_writes_tls(void)
     rill_tls *ctls, *stls = tls_pair(&ctls);
     rill_stream *w = NULL, *r = NULL;
     int a, b;
-    adopted ar;
+    test_adopted ar;
     done_rec hs;
     rill_connect_opts co;
 
@@ -986,9 +873,9 @@ static void test_short_writes_tls(void)
         return;
     memset(&p, 0, sizeof p);
     p.live0 = rill__alloc_live();
-    p.fds0 = count_fds();
+    p.fds0 = test_proc_fds(0);
     p.loop = test_loop_new(0);
-    CU_ASSERT_EQUAL_FATAL(tcp_pair(&a, &b), 0);
+    CU_ASSERT_EQUAL_FATAL(test_tcp_pair(&a, &b, NULL), 0);
     memset(&hs, 0, sizeof hs);
     memset(&ar, 0, sizeof ar);
     faults_on();
@@ -998,12 +885,12 @@ static void test_short_writes_tls(void)
     memset(&co, 0, sizeof co);
     co.tls = ctls;
     co.server_hostname = "localhost";
-    CU_ASSERT_EQUAL(rill_connect_sock(p.loop, b, &co, adopt_cb, &ar, NULL), 0);
-    w = adopt(p.loop, a);
+    CU_ASSERT_EQUAL(rill_connect_sock(p.loop, b, &co, test_adopt_cb, &ar, NULL), 0);
+    w = test_adopt_try(p.loop, a, NULL);
     CU_ASSERT_PTR_NOT_NULL(w);
     if (w != NULL)
         CU_ASSERT_EQUAL(rill__tls_start(w, stls, 1, NULL, 5000, done_cb, &hs), 0);
-    test_run_until(p.loop, &ar.done, 10000);
+    test_run_until(p.loop, &ar.calls, 10000);
     test_run_until(p.loop, &hs.n, 5000);
     CU_ASSERT_EQUAL(ar.status, 0);
     CU_ASSERT_EQUAL(hs.n, 1);
@@ -1332,7 +1219,7 @@ static void test_reset_mid_tls_handshake(void)
 
     if (stls == NULL)
         return;
-    fds0 = count_fds();
+    fds0 = test_proc_fds(0);
     loop = test_loop_new(0);
     memset(&so, 0, sizeof so);
     memset(&t, 0, sizeof t);
@@ -1391,8 +1278,8 @@ static void test_reset_mid_tls_handshake(void)
     test_loop_finish(loop);
     rill_tls_free(stls);
     rill_tls_free(ctls);
-    CHECK_LIVE(live0);
-    CU_ASSERT_EQUAL(count_fds(), fds0);
+    TEST_CHECK_LIVE(live0);
+    CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
 }
 
 /* ---------------------------------------------------------------- peers */
@@ -1408,8 +1295,8 @@ static void test_peer_half_close(void)
     char buf[64];
     int a, b;
 
-    CU_ASSERT_EQUAL_FATAL(tcp_pair(&a, &b), 0);
-    s = adopt(loop, a);
+    CU_ASSERT_EQUAL_FATAL(test_tcp_pair(&a, &b, NULL), 0);
+    s = test_adopt_try(loop, a, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     memset(&r1, 0, sizeof r1);
     memset(&r2, 0, sizeof r2);
@@ -1438,7 +1325,7 @@ static void test_peer_half_close(void)
     CU_ASSERT_EQUAL(raw_read_all(b, buf, sizeof buf, 2000), 0);   /* and then our EOF */
     close(b);
     test_loop_finish(loop);
-    CHECK_LIVE(live0);
+    TEST_CHECK_LIVE(live0);
 }
 
 /* The peer closes without reading what we sent: its kernel answers our next
@@ -1453,7 +1340,7 @@ static void test_peer_closes_without_reading(void)
     int a, b, rc;
 
     CU_ASSERT_EQUAL_FATAL(tcp_pair_buf(&a, &b, 32768), 0);
-    s = adopt(loop, a);
+    s = test_adopt_try(loop, a, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     memset(&d, 0, sizeof d);
     memset(&wc, 0, sizeof wc);
@@ -1475,7 +1362,7 @@ static void test_peer_closes_without_reading(void)
     test_run_until(loop, &cl.n, 2000);
     CU_ASSERT_EQUAL(cl.n, 1);
     test_loop_finish(loop);
-    CHECK_LIVE(live0);
+    TEST_CHECK_LIVE(live0);
 }
 
 /* -------------------------------------------------------- EMFILE on connect */
@@ -1491,7 +1378,7 @@ static int emfile_connect_child(void)
     int l, fillers[512], nfill = 0, i, fds_before, port;
     unsigned long live0 = rill__alloc_live();
 
-    if ((loop = loop_new_quiet()) == NULL)
+    if ((loop = test_loop_try_new(RILL_BACKEND_AUTO)) == NULL)
         return 10;
     if ((l = socket(AF_INET, SOCK_STREAM, 0)) < 0)
         return 11;
@@ -1505,7 +1392,7 @@ static int emfile_connect_child(void)
     if (getrlimit(RLIMIT_NOFILE, &saved) < 0)
         return 13;
     rl = saved;
-    rl.rlim_cur = (rlim_t)count_fds() + 64;
+    rl.rlim_cur = (rlim_t)test_proc_fds(0) + 64;
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
         return 14;
     while (nfill < 512) {
@@ -1516,9 +1403,9 @@ static int emfile_connect_child(void)
     }
     if (nfill == 512 || errno != EMFILE)
         return 15;
-    /* count_fds needs a descriptor of its own: make room for it, and count with it */
+    /* test_proc_fds needs a descriptor of its own: make room for it, and count with it */
     close(fillers[--nfill]);
-    fds_before = count_fds();
+    fds_before = test_proc_fds(0);
     memset(&c, 0, sizeof c);
     if (rill_connect(loop, "127.0.0.1", port, NULL, conn_cb, &c, NULL) != 0)
         return 16;
@@ -1531,7 +1418,7 @@ static int emfile_connect_child(void)
     if (c.n != 1 || c.status != -EMFILE || c.s != NULL)
         return 19;
     close(fillers[--nfill]);
-    if (count_fds() != fds_before)
+    if (test_proc_fds(0) != fds_before)
         return 20;   /* nothing leaked */
     /* descriptors freed: it works again */
     for (i = 0; i < nfill; i++)

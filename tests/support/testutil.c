@@ -23,29 +23,34 @@ int test_add_suite(const char *name, const test_case *cases)
 /* The library's own clock: a build without a monotonic clock falls back to
    gettimeofday, and bounds measured on another clock would round apart. */
 uint64_t rill__clock_ms(void);
+unsigned long rill__alloc_live(void);
 uint64_t test_now_ms(void)
 {
     return rill__clock_ms();
 }
 
-int test_run_until(rill_loop *loop, const int *flag, int ms)
+int test_run_until_every(rill_loop *loop, const int *flag, int ms, int slice_ms)
 {
     uint64_t end = test_now_ms() + (uint64_t)ms;
     while (!*flag) {
         uint64_t now = test_now_ms();
         if (now >= end)
             break;
-        /* Short slices: run_once may wait its whole timeout after a callback set the flag. */
-        if (rill_loop_run_once(loop, end - now < 20 ? (int)(end - now) : 20) < 0)
+        if (rill_loop_run_once(loop, end - now < (uint64_t)slice_ms ? (int)(end - now) : slice_ms) < 0)
             break;
     }
     return *flag;
 }
 
-rill_loop *test_loop_new(int backend)
+int test_run_until(rill_loop *loop, const int *flag, int ms)
+{
+    /* Short slices: run_once may wait its whole timeout after a callback set the flag. */
+    return test_run_until_every(loop, flag, ms, 20);
+}
+
+rill_loop *test_loop_try_new(int backend)
 {
     rill_loop_opts o;
-    rill_loop *loop;
     memset(&o, 0, sizeof o);
     if (backend == RILL_BACKEND_AUTO && getenv("RILL_TEST_BACKEND") != NULL)
     {
@@ -58,7 +63,12 @@ rill_loop *test_loop_new(int backend)
     o.dns_servers = "127.0.0.1:9";
     o.dns_timeout_ms = 200;
     o.dns_tries = 1;
-    loop = rill_loop_new(&o);
+    return rill_loop_new(&o);
+}
+
+rill_loop *test_loop_new(int backend)
+{
+    rill_loop *loop = test_loop_try_new(backend);
     CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
     return loop;
 }
@@ -88,4 +98,12 @@ void test_loop_finish(rill_loop *loop)
         rill_loop_run_once(loop, 50);
     rc = rill_loop_free(loop);
     CU_ASSERT_EQUAL(rc, 0);
+}
+
+void test_check_live(unsigned long live0, int line)
+{
+    long left = (long)(rill__alloc_live() - live0);
+    if (left != 0)
+        fprintf(stderr, "\nline %d: %ld rill allocations left\n", line, left);
+    CU_ASSERT_EQUAL(left, 0);
 }

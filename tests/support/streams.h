@@ -1,0 +1,99 @@
+/* Scaffolding of the stream suites: the one way to assert that no callback is
+   synchronous, to count callbacks, to make socket pairs and to adopt a
+   descriptor as a stream. */
+#ifndef RILL_TEST_STREAMS_H
+#define RILL_TEST_STREAMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <CUnit/CUnit.h>
+#include "rill.h"
+
+/* ------------------------------------------------------- never synchronous */
+
+/* Every call that may start an operation runs inside TEST_CALL (or TEST_CALLV
+   for one without a result); a callback that runs while one is active was
+   called synchronously, which the callback contract forbids. run_tests resets
+   the count before each test, so a test that stopped inside a call (a FATAL
+   assertion) does not taint the next. */
+extern int test_calling;     /* > 0 while such a call runs */
+extern int test_sync_seen;   /* callbacks that ran inside one since the reset */
+extern int test_call_rc;
+#define TEST_CALL(expr) (test_calling++, test_call_rc = (expr), test_calling--, test_call_rc)
+#define TEST_CALLV(expr) do { test_calling++; expr; test_calling--; } while (0)
+
+/* In a callback: 1 (and counted in test_sync_seen) when it runs inside a call. */
+int test_sync_check(void);
+/* In a callback: fails the test at once when it runs inside a call. */
+#define TEST_ASSERT_NOT_SYNC() CU_ASSERT_FALSE(test_sync_check())
+void test_sync_reset(void);
+
+/* ------------------------------------------------------- counting callbacks */
+
+/* A log of callbacks in the order they ran: kind is the test's own enum, tag
+   tells operations of one kind apart (TEST_TAG packs both into a user-data
+   pointer: kind * 100 + tag). */
+#define TEST_TAG(kind, i) ((void *)(intptr_t)((kind) * 100 + (i)))
+
+typedef struct {
+    int kind, tag, status;
+    size_t size;    /* what the test records: a buffer size, a byte count */
+    int when;       /* test_log.tick at the time */
+} test_event;
+
+typedef struct {
+    test_event e[128];
+    int n;
+    int tick;       /* the test's own clock (a peer's ticks), stamped on each event */
+} test_event_log;
+
+extern test_event_log test_log;
+
+void test_log_reset(void);
+void test_log_add(int kind, int tag, int status, size_t size);
+int test_log_count(int kind);
+/* Position of the first (kind, tag) event, or -1. */
+int test_log_index(int kind, int tag);
+/* The first (kind, tag) event; one with status 1 (no callback gives it) when none. */
+const test_event *test_log_get(int kind, int tag);
+int test_log_status(int kind, int tag);
+
+/* ------------------------------------------------------- descriptors */
+
+void test_nonblock(int fd);                      /* asserted */
+void test_set_buf(int fd, int opt, int bytes);   /* SO_SNDBUF / SO_RCVBUF, asserted */
+
+/* socketpair(AF_UNIX, type): sv[0] for rill, sv[1] the test's end, non-blocking;
+   sndbuf > 0 sets sv[0]'s send buffer. Fatal on failure. */
+void test_unix_pair(int type, int sv[2], int sndbuf);
+
+/* Kernel buffers for test_tcp_pair, set before the connection exists so the
+   window follows them; 0 leaves the kernel's (and its autotuning). The
+   accepted end has the listener's. */
+typedef struct {
+    int accepted_snd, accepted_rcv, connecting_snd, connecting_rcv;
+} test_tcp_bufs;
+
+/* A connected TCP pair over 127.0.0.1, both ends blocking; bufs may be NULL.
+   0, or -1 with nothing left open: nothing is asserted, since suites that
+   inject faults call it while the library's hooks fail. */
+int test_tcp_pair(int *accepted, int *connecting, const test_tcp_bufs *bufs);
+
+/* ------------------------------------------------------- adopting */
+
+/* What the adoption callback saw; test_adopt_cb (checked not synchronous)
+   fills one given as user data, for tests that look at the adoption itself. */
+typedef struct {
+    rill_stream *s;
+    int status, calls;
+} test_adopted;
+void test_adopt_cb(rill_stream *s, int status, void *ud);
+
+/* fd adopted as a stream with rill_connect_sock (o may be NULL), waiting for
+   the completion (from the loop, never synchronous: both asserted); NULL when
+   the call or the adoption failed. */
+rill_stream *test_adopt_try(rill_loop *loop, int fd, const rill_connect_opts *o);
+/* The same, where failing to adopt ends the test (fatal). */
+rill_stream *test_adopt(rill_loop *loop, int fd, const rill_connect_opts *o);
+
+#endif
