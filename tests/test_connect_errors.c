@@ -5,6 +5,7 @@
    nothing leaks. No test reaches the system's DNS: names go to tests/support/dns_responder.c
    or to the netsim resolver hook. */
 #include "support/testutil.h"
+#include "support/proc.h"
 #include "support/dns_responder.h"
 #include "support/netsim.h"
 #include "rill_private.h"
@@ -12,7 +13,6 @@
 #include "syshooks.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -46,19 +46,6 @@ static void on_conn(rill_stream *s, int status, void *ud)
     c->s = s;
     if (s != NULL)
         rill_abort(s);
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
 }
 
 /* A TCP listener on 127.0.0.1 (never accepting: the kernel completes connects in the backlog). */
@@ -354,7 +341,7 @@ static void test_bind_fails(void)
     rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
     rill_connect_opts o;
     char eb[256];
-    int port, lfd = listener(&port), fds0 = count_fds();
+    int port, lfd = listener(&port), fds0 = test_proc_fds(0);
     conn c;
 
     memset(&o, 0, sizeof o);
@@ -367,7 +354,7 @@ static void test_bind_fails(void)
     CU_ASSERT_EQUAL(c.status, -EADDRINUSE);
     CU_ASSERT_PTR_NULL(c.s);
     CU_ASSERT_NOT_EQUAL(eb[0], '\0');
-    CU_ASSERT_EQUAL(count_fds(), fds0);
+    CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
     test_loop_finish(loop);
     close(lfd);
 }
@@ -428,7 +415,7 @@ static void test_socket_fallback(void)
     int mode;
 
     for (mode = FALLBACK_OK; mode <= FALLBACK_BADFD; mode++) {
-        int fds0 = count_fds(), port, lfd = listener(&port);
+        int fds0 = test_proc_fds(0), port, lfd = listener(&port);
         rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
         conn c;
 
@@ -446,7 +433,7 @@ static void test_socket_fallback(void)
         CU_ASSERT_EQUAL(c.s != NULL, mode == FALLBACK_OK);
         test_loop_finish(loop);
         close(lfd);
-        CU_ASSERT_EQUAL(count_fds(), fds0);
+        CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
     }
 }
 
@@ -736,7 +723,7 @@ static void test_select_refuses_high_descriptors(void)
 {
     dns_responder *d;
     rill_loop *loop, *dloop;
-    int port, lfd, fds0 = count_fds();
+    int port, lfd, fds0 = test_proc_fds(0);
     fill *f;
     lookup l;
     conn c;
@@ -777,7 +764,7 @@ static void test_select_refuses_high_descriptors(void)
     test_loop_finish(dloop);
     close(lfd);
     dns_responder_stop(d);
-    CU_ASSERT_EQUAL(count_fds(), fds0);
+    CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
 }
 
 /* ------------------------------------------------------- allocation walks */
@@ -788,7 +775,7 @@ static void test_select_refuses_high_descriptors(void)
 static void walk(const char *servers, const char *host, int port, const int *ok, size_t nok)
 {
     unsigned long k, made, live0 = rill__alloc_live();
-    int fds0 = count_fds(), enomem = 0, success = 0;
+    int fds0 = test_proc_fds(0), enomem = 0, success = 0;
 
     for (k = 1; k < 200; k++) {
         rill_loop *loop = servers != NULL ? dns_loop(servers) : test_loop_new(RILL_BACKEND_AUTO);
@@ -815,7 +802,7 @@ static void walk(const char *servers, const char *host, int port, const int *ok,
         }
         test_loop_finish(loop);
         CU_ASSERT_EQUAL(rill__alloc_live(), live0);
-        CU_ASSERT_EQUAL(count_fds(), fds0);
+        CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
         if (made < k)
             break;   /* the connect made fewer than k allocations: every one was failed */
     }

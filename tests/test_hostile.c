@@ -10,6 +10,7 @@
    children, stopped through a pipe and, if that fails, killed by their PID.
    Every bound is generous: these tests catch unbounded behaviour, not speed. */
 #include "support/testutil.h"
+#include "support/proc.h"
 #include "support/certs.h"
 #include "stream.h"
 #include "syshooks.h"
@@ -42,38 +43,6 @@
 #ifndef RSS_MEANINGFUL
 #define RSS_MEANINGFUL 1
 #endif
-
-static rill_loop *loop_new_quiet(void)
-{
-    rill_loop_opts o;
-    const char *b = getenv("RILL_TEST_BACKEND");
-    memset(&o, 0, sizeof o);
-    if (b != NULL)
-        o.backend = strcmp(b, "select") == 0 ? RILL_BACKEND_SELECT
-                  : strcmp(b, "epoll") == 0 ? RILL_BACKEND_EPOLL : RILL_BACKEND_POLL;
-    o.dns_servers = "127.0.0.1:9";   /* never the system's DNS */
-    o.dns_timeout_ms = 200;
-    o.dns_tries = 1;
-    return rill_loop_new(&o);
-}
-
-/* Resident set size of this process in KiB (VmRSS), or -1. */
-static long vm_kib(const char *field)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    size_t n = strlen(field);
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, field, n) == 0 && line[n] == ':') {
-            v = strtol(line + n + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
 
 static int connect_to(int port, int nonblock)
 {
@@ -178,7 +147,7 @@ static int echo_child_main(int port_wr, int ctl_rd)
     memset(&o, 0, sizeof o);
     o.backlog = 1024;
     o.shutdown_timeout_ms = 2000;
-    if ((e.loop = loop_new_quiet()) == NULL)
+    if ((e.loop = test_loop_try_new(RILL_BACKEND_AUTO)) == NULL)
         return 10;
     if ((e.srv = rill_server_new(e.loop, "127.0.0.1", 0, &o, ec_client, &e)) == NULL)
         return 11;
@@ -390,7 +359,7 @@ typedef struct big {
 
 static void big_sample(big *b)
 {
-    long rss = vm_kib("VmRSS");
+    long rss = test_proc_status_kib(0, "VmRSS");
     if (rss > b->rss_max)
         b->rss_max = rss;
     if (b->s != NULL) {
@@ -479,12 +448,12 @@ static int never_reads_child(void)
 
     if (b == NULL)
         return 9;
-    if ((b->loop = loop_new_quiet()) == NULL)
+    if ((b->loop = test_loop_try_new(RILL_BACKEND_AUTO)) == NULL)
         return 10;
     if ((srv = rill_server_new(b->loop, "127.0.0.1", 0, NULL, big_client, b)) == NULL ||
         rill_server_start_serving(srv, NULL, NULL) != 0)
         return 11;
-    b->rss0 = b->rss_max = vm_kib("VmRSS");
+    b->rss0 = b->rss_max = test_proc_status_kib(0, "VmRSS");
     if ((b->peer = connect_to(rill_server_port(srv), 1)) < 0)
         return 12;
     b->probe = rill_call_later(b->loop, 20, big_probe, b);

@@ -5,6 +5,7 @@
    loopback connect from the listen queue, before the server accepts), adopted
    with rill_connect_sock or read directly. */
 #include "support/testutil.h"
+#include "support/streams.h"
 #include "support/certs.h"
 #include "rill_private.h"
 #include "syshooks.h"   /* loop->npolls: the EMFILE test proves the loop sleeps */
@@ -33,7 +34,6 @@ enum { MODE_ECHO, MODE_HOLD, MODE_LINE, MODE_CLOSE_IN_CB };
 typedef struct srv_ctx {
     rill_loop *loop;
     int mode;
-    int in_call;                  /* set around starting calls: a callback seeing it was synchronous */
     int clients;
     rill_stream *last;
     int reads, read_status;       /* MODE_HOLD's pending read */
@@ -80,7 +80,7 @@ static void on_closed(rill_server *srv, int status, void *ud)
 {
     srv_ctx *c = ud;
     (void)srv;
-    if (c->in_call)
+    if (test_sync_check())
         c->close_sync = 1;
     c->closed++;
     c->close_status = status;
@@ -107,9 +107,7 @@ static void on_client(rill_server *srv, rill_stream *s, void *ud)
         break;
     case MODE_CLOSE_IN_CB:
         rill_write(s, "bye\n", 4, NULL, NULL);
-        c->in_call = 1;
-        CU_ASSERT_EQUAL(rill_server_close(srv, on_closed, c), 0);
-        c->in_call = 0;
+        CU_ASSERT_EQUAL(TEST_CALL(rill_server_close(srv, on_closed, c)), 0);
         CU_ASSERT_FALSE(rill_server_is_serving(srv));
         break;
     }
@@ -118,7 +116,7 @@ static void on_client(rill_server *srv, rill_stream *s, void *ud)
 static void on_started(rill_server *srv, int status, void *ud)
 {
     srv_ctx *c = ud;
-    if (c->in_call)
+    if (test_sync_check())
         c->start_sync = 1;
     c->started++;
     c->start_status = status;
@@ -129,7 +127,7 @@ static void on_forever(rill_server *srv, int status, void *ud)
 {
     srv_ctx *c = ud;
     (void)srv;
-    if (c->in_call)
+    if (test_sync_check())
         c->forever_sync = 1;
     c->forever++;
     c->forever_status = status;
@@ -158,9 +156,7 @@ static rill_server *serve(rill_loop *loop, const char *host, int port, const ril
 static void close_and_wait(rill_loop *loop, rill_server *srv, srv_ctx *c)
 {
     int before = c->closed;
-    c->in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_close(srv, on_closed, c), 0);
-    c->in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_close(srv, on_closed, c)), 0);
     CU_ASSERT_FALSE(rill_server_is_bound(srv));
     CU_ASSERT_FALSE(rill_server_is_serving(srv));
     CU_ASSERT_EQUAL(rill_server_nsockets(srv), 0);
@@ -679,9 +675,7 @@ static void test_start_serving_callback(void)
     memset(&c, 0, sizeof c);
     srv = rill_server_new(loop, "127.0.0.1", 0, NULL, on_client, &c);
     CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
-    c.in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_start_serving(srv, on_started, &c), 0);
-    c.in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_start_serving(srv, on_started, &c)), 0);
     CU_ASSERT_EQUAL(c.started, 0);   /* from the loop, never from inside the call */
     CU_ASSERT(test_run_until(loop, &c.started, 2000));
     CU_ASSERT_FALSE(c.start_sync);
@@ -689,9 +683,7 @@ static void test_start_serving_callback(void)
     CU_ASSERT_TRUE(c.start_serving_seen);
     port = rill_server_port(srv);
     /* already serving: still one callback, from the loop */
-    c.in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_start_serving(srv, on_started, &c), 0);
-    c.in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_start_serving(srv, on_started, &c)), 0);
     CU_ASSERT_EQUAL(c.started, 1);
     test_run_until(loop, &c.closed, 100);
     CU_ASSERT_EQUAL(c.started, 2);
@@ -701,9 +693,7 @@ static void test_start_serving_callback(void)
     memset(&c2, 0, sizeof c2);
     srv2 = rill_server_new(loop, "127.0.0.1", port, NULL, on_client, &c2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(srv2);
-    c2.in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_start_serving(srv2, on_started, &c2), 0);
-    c2.in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_start_serving(srv2, on_started, &c2)), 0);
     CU_ASSERT_EQUAL(c2.started, 0);
     CU_ASSERT(test_run_until(loop, &c2.started, 2000));
     CU_ASSERT_FALSE(c2.start_sync);
@@ -912,9 +902,7 @@ static void test_abort(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
     fd = stuck_client(loop, srv, &c, &big, 16u << 20);
     t0 = test_now_ms();
-    c.in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_abort(srv, on_closed, &c), 0);
-    c.in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_abort(srv, on_closed, &c)), 0);
     CU_ASSERT_FALSE(rill_server_is_serving(srv));
     CU_ASSERT_FALSE(rill_server_is_bound(srv));
     CU_ASSERT_EQUAL(rill_server_nsockets(srv), 0);
@@ -1010,10 +998,8 @@ static void test_serve_forever(void)
     memset(&c, 0, sizeof c);
     srv = rill_server_new(loop, "127.0.0.1", 0, NULL, on_client, &c);
     CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
-    c.in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_serve_forever(srv, on_forever, &c), 0);   /* binds and serves */
-    CU_ASSERT_EQUAL(rill_server_serve_forever(srv, on_forever, &c), RILL_EBUSY);
-    c.in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_serve_forever(srv, on_forever, &c)), 0);   /* binds and serves */
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_serve_forever(srv, on_forever, &c)), RILL_EBUSY);
     CU_ASSERT_TRUE(rill_server_is_serving(srv));
     CU_ASSERT(echo_roundtrip(loop, connect_tcp(AF_INET, "127.0.0.1", rill_server_port(srv)), "forever\n"));
     test_run_until(loop, &c.forever, 100);
