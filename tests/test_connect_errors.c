@@ -5,6 +5,7 @@
    nothing leaks. No test reaches the system's DNS: names go to tests/support/dns_responder.c
    or to the netsim resolver hook. */
 #include "support/testutil.h"
+#include "support/streams.h"
 #include "support/proc.h"
 #include "support/dns_responder.h"
 #include "support/netsim.h"
@@ -32,7 +33,7 @@
 /* ---------------------------------------------------------------- helpers */
 
 typedef struct conn {
-    int calls, status, returned, early;
+    int calls, status, early;   /* early: the callback ran inside the call */
     rill_stream *s;
 } conn;
 
@@ -41,7 +42,7 @@ static void on_conn(rill_stream *s, int status, void *ud)
     conn *c = ud;
     c->calls++;
     c->status = status;
-    if (!c->returned)
+    if (test_sync_check())
         c->early = 1;
     c->s = s;
     if (s != NULL)
@@ -71,8 +72,7 @@ static int connect_run(rill_loop *loop, const char *host, int port, const rill_c
 {
     int rc;
     memset(c, 0, sizeof *c);
-    rc = rill_connect(loop, host, port, o, on_conn, c, NULL);
-    c->returned = 1;
+    rc = TEST_CALL(rill_connect(loop, host, port, o, on_conn, c, NULL));
     if (rc == 0)
         CU_ASSERT_EQUAL(test_run_until(loop, &c->calls, 5000), 1);
     CU_ASSERT_EQUAL(c->early, 0);
@@ -368,8 +368,7 @@ static void test_unix_cancel_twice(void)
     conn c;
 
     memset(&c, 0, sizeof c);
-    CU_ASSERT_EQUAL(rill_connect_unix(loop, "/nonexistent/rill.sock", NULL, on_conn, &c, &req), 0);
-    c.returned = 1;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect_unix(loop, "/nonexistent/rill.sock", NULL, on_conn, &c, &req)), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(req);
     rill_connect_cancel(req);
     rill_connect_cancel(req);
@@ -476,8 +475,7 @@ static void test_getsockopt_fails(void)
     o.family = AF_INET;
     o.errbuf = eb;
     o.errbuf_len = sizeof eb;
-    CU_ASSERT_EQUAL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL), 0);
-    c.returned = 1;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL)), 0);
     netsim_run(loop, &c.calls, 10000);
     CU_ASSERT_EQUAL(c.calls, 1);
     CU_ASSERT_EQUAL(c.status, -ENOBUFS);
@@ -514,8 +512,7 @@ static void test_interleave_count(void)
     o.interleave = 2;
     o.happy_eyeballs_delay_ms = 20;
     o.timeout_ms = 500;
-    CU_ASSERT_EQUAL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL), 0);
-    c.returned = 1;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL)), 0);
     netsim_run(loop, &c.calls, 10000);
     CU_ASSERT_EQUAL(c.calls, 1);
     CU_ASSERT_EQUAL(c.status, RILL_ETIMEDOUT);
@@ -656,8 +653,7 @@ static void test_ipv4_fails_before_aaaa(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
     memset(&o, 0, sizeof o);
     memset(&c, 0, sizeof c);
-    CU_ASSERT_EQUAL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL), 0);
-    c.returned = 1;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL)), 0);
     netsim_run(loop, &c.calls, 10000);
     CU_ASSERT_EQUAL(c.calls, 1);
     CU_ASSERT_EQUAL(c.status, 0);
@@ -996,8 +992,7 @@ static void test_cancel_with_other_hooks(void)
     loop = dns_loop(dns_responder_addr(d));
     rill__sys_hooks_set(&socket_only_hooks);
     memset(&c, 0, sizeof c);
-    CU_ASSERT_EQUAL(rill_connect(loop, "slow.test", 80, NULL, on_conn, &c, &req), 0);
-    c.returned = 1;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect(loop, "slow.test", 80, NULL, on_conn, &c, &req)), 0);
     CU_ASSERT_EQUAL(rill__resolve_inflight(loop), 2);
     rill_connect_cancel(req);
     test_run_until(loop, &c.calls, 2000);
@@ -1101,8 +1096,7 @@ static void test_trace_connect(void)
     memset(&c, 0, sizeof c);
     o.happy_eyeballs_delay_ms = 100;
     trace_begin();
-    CU_ASSERT_EQUAL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL), 0);
-    c.returned = 1;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL)), 0);
     netsim_run(loop, &c.calls, 10000);
     t = trace_end();
     CU_ASSERT_EQUAL(c.calls, 1);

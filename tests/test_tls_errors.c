@@ -8,6 +8,7 @@
    beyond tests/support/certs.c's are made here, in the same directory, with the
    same CA. */
 #include "support/testutil.h"
+#include "support/streams.h"
 #include "support/certs.h"
 #include "rill_private.h"
 #include "stream.h"
@@ -36,7 +37,6 @@
 
 typedef struct peer {
     rill_stream *s;
-    int adopted;
     int hs_done, hs_status, hs_calls;
     char reason[256];
 } peer;
@@ -55,29 +55,11 @@ static const test_certs *certs_or_skip(void)
     return c;
 }
 
-static int wait_flag(rill_loop *loop, const int *flag, int ms)
-{
-    uint64_t end = test_now_ms() + (uint64_t)ms;
-    while (!*flag && test_now_ms() < end)
-        if (rill_loop_run_once(loop, 20) < 0)
-            break;
-    return *flag;
-}
-
-static void on_adopt(rill_stream *s, int status, void *ud)
-{
-    peer *p = ud;
-    p->s = s;
-    p->adopted = status == 0 ? 1 : status;
-}
-
 static int adopt(rill_loop *loop, int fd, peer *p)
 {
     memset(p, 0, sizeof *p);
-    if (rill_connect_sock(loop, fd, NULL, on_adopt, p, NULL) != 0)
-        return -1;
-    wait_flag(loop, &p->adopted, WAIT_MS);
-    return p->adopted == 1 ? 0 : -1;
+    p->s = test_adopt_try(loop, fd, NULL);
+    return p->s != NULL ? 0 : -1;
 }
 
 static int pair_new(rill_loop *loop, peer *cli, peer *srv)
@@ -781,7 +763,7 @@ static void test_start_alloc_walk(void)
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT(n >= 3);   /* the connection and the copy of the bytes at least */
     CU_ASSERT_EQUAL(srv.s->rbuf.len, 0);
-    wait_flag(loop, &srv.hs_done, WAIT_MS);
+    test_run_until(loop, &srv.hs_done, WAIT_MS);
     CU_ASSERT_EQUAL(srv.hs_status, RILL_ETLS);
     CU_ASSERT_EQUAL(srv.hs_calls, 1);
     drop(&srv);
@@ -891,10 +873,10 @@ static void test_eof_before_start(void)
     CU_ASSERT_EQUAL_FATAL(adopt(loop, sv[1], &srv), 0);
     CU_ASSERT_EQUAL(shutdown(sv[0], SHUT_WR), 0);
     CU_ASSERT_EQUAL(rill_read(srv.s, -1, on_read_eof, &eof), 0);
-    wait_flag(loop, &eof, WAIT_MS);
+    test_run_until(loop, &eof, WAIT_MS);
     CU_ASSERT_EQUAL(eof, 1);
     CU_ASSERT_EQUAL(rill__tls_start(srv.s, stls, 1, NULL, WAIT_MS, on_hs, &srv), 0);
-    wait_flag(loop, &srv.hs_done, WAIT_MS);
+    test_run_until(loop, &srv.hs_done, WAIT_MS);
     CU_ASSERT_EQUAL(srv.hs_status, RILL_ETLS);
     CU_ASSERT_PTR_NOT_NULL(strstr(srv.reason, "closed the connection during the handshake"));
     drop(&srv);
@@ -924,7 +906,7 @@ static void test_hs_send_errors(void)
         hooks_on(rill_fileno(r.cli.s));
         hk.send_fails = -1;
         hk.send_errno = errs[i];
-        wait_flag(r.loop, &r.cli.hs_done, WAIT_MS);
+        test_run_until(r.loop, &r.cli.hs_done, WAIT_MS);
         hooks_off();
         CU_ASSERT_EQUAL(r.cli.hs_status, -errs[i]);
         CU_ASSERT_PTR_NOT_NULL(strstr(r.cli.reason, "socket error"));
@@ -979,7 +961,7 @@ static void test_hs_transient_errors(void)
     hooks_on(rill_fileno(r.cli.s));
     hk.recv_fails = -1;
     hk.recv_errno = ECONNRESET;
-    wait_flag(r.loop, &r.cli.hs_done, WAIT_MS);
+    test_run_until(r.loop, &r.cli.hs_done, WAIT_MS);
     hooks_off();
     CU_ASSERT_EQUAL(r.cli.hs_status, -ECONNRESET);
     CU_ASSERT_PTR_NOT_NULL(strstr(r.cli.reason, "socket error"));
@@ -1088,7 +1070,7 @@ static void test_resumed_address_check(void)
     memset(&g, 0, sizeof g);
     CU_ASSERT_EQUAL(rill_write(r.srv.s, "hi\n", 3, NULL, NULL), 0);
     CU_ASSERT_EQUAL(rill_readline(r.cli.s, on_got, &g), 0);
-    wait_flag(r.loop, &g.done, WAIT_MS);
+    test_run_until(r.loop, &g.done, WAIT_MS);
     CU_ASSERT_STRING_EQUAL(g.text, "hi\n");
     sess = wolfSSL_get1_session(rill_tls_object(r.cli.s));
     CU_ASSERT_PTR_NOT_NULL(sess);
@@ -1186,11 +1168,11 @@ static void test_write_errors(void)
         /* the close flushes the rest: that fails, and the close reports why */
         CU_ASSERT_EQUAL(rill_close(r.cli.s, on_done, &d), 0);
         r.cli.s = NULL;
-        wait_flag(r.loop, &d.done, WAIT_MS);
+        test_run_until(r.loop, &d.done, WAIT_MS);
         hooks_off();
             CU_ASSERT_EQUAL(d.status, -ECONNRESET);
         CU_ASSERT_EQUAL(rill_readline(r.srv.s, on_got, &g), 0);
-        wait_flag(r.loop, &g.done, WAIT_MS);
+        test_run_until(r.loop, &g.done, WAIT_MS);
         CU_ASSERT_EQUAL(g.status, 0);
         CU_ASSERT_STRING_EQUAL(g.text, "first\n");
     }
@@ -1230,15 +1212,15 @@ static void test_write_partial_eagain(void)
         CU_ASSERT_EQUAL(rill_writelines(r.cli.s, iov, 2, NULL, NULL), 0);
         CU_ASSERT_EQUAL(rill_get_write_buffer_size(r.cli.s), 5);
         CU_ASSERT_EQUAL(rill_readline(r.srv.s, on_got, &g1), 0);
-        wait_flag(r.loop, &g1.done, WAIT_MS);
+        test_run_until(r.loop, &g1.done, WAIT_MS);
         CU_ASSERT_STRING_EQUAL(g1.text, "alpha\n");
         CU_ASSERT_EQUAL(rill_readline(r.srv.s, on_got, &g2), 0);
-        wait_flag(r.loop, &g2.done, WAIT_MS);
+        test_run_until(r.loop, &g2.done, WAIT_MS);
         CU_ASSERT_EQUAL(hk.send_failed, 3);   /* every refusal came before the second record went out */
         hooks_off();
         CU_ASSERT_EQUAL(rill_get_write_buffer_size(r.cli.s), 0);
         CU_ASSERT_EQUAL(rill_drain(r.cli.s, on_done, &d), 0);
-        wait_flag(r.loop, &d.done, WAIT_MS);
+        test_run_until(r.loop, &d.done, WAIT_MS);
         CU_ASSERT_EQUAL(d.status, 0);
         CU_ASSERT_STRING_EQUAL(g2.text, "beta\n");
     }
@@ -1269,13 +1251,13 @@ static void test_close_notify_eagain(void)
         hk.send_errno = EWOULDBLOCK;
         CU_ASSERT_EQUAL(rill_close(r.cli.s, on_done, &d), 0);
         r.cli.s = NULL;
-        wait_flag(r.loop, &d.done, WAIT_MS);
+        test_run_until(r.loop, &d.done, WAIT_MS);
         CU_ASSERT_EQUAL(hk.send_failed, 2);
         hooks_off();
         CU_ASSERT_EQUAL(d.status, 0);
         /* the server reads a clean end: the close_notify made it */
         CU_ASSERT_EQUAL(rill_read(r.srv.s, -1, on_got, &g), 0);
-        wait_flag(r.loop, &g.done, WAIT_MS);
+        test_run_until(r.loop, &g.done, WAIT_MS);
         CU_ASSERT_EQUAL(g.status, 0);
         CU_ASSERT_STRING_EQUAL(g.text, "");
     }
@@ -1307,12 +1289,12 @@ static void test_close_notify_fails(void)
         hk.send_errno = EIO;
         CU_ASSERT_EQUAL(rill_close(r.cli.s, on_done, &d), 0);
         r.cli.s = NULL;
-        wait_flag(r.loop, &d.done, WAIT_MS);
+        test_run_until(r.loop, &d.done, WAIT_MS);
         CU_ASSERT(hk.send_failed >= 1);
         hooks_off();
         CU_ASSERT_EQUAL(d.status, 0);
         CU_ASSERT_EQUAL(rill_read(r.srv.s, -1, on_got, &g), 0);
-        wait_flag(r.loop, &g.done, WAIT_MS);
+        test_run_until(r.loop, &g.done, WAIT_MS);
         /* not a clean end: truncated, or reset (an AF_UNIX socket closed with its
            session ticket unread resets the peer) */
         CU_ASSERT(g.status == RILL_ETLS || g.status == -ECONNRESET);
