@@ -41,79 +41,6 @@ static void read_cb(rill_stream *s, int status, const char *data, size_t len, vo
     test_log_add(EV_READ, (int)(intptr_t)ud % 100, status, 0);
 }
 
-/* ------------------------------------------------------------ the peer */
-
-/* The peer: reads whatever is there (a watch), or a few bytes per timer tick. */
-typedef struct {
-    rill_loop *loop;
-    int fd;
-    rill_watch *w;
-    rill_timer *t;
-    size_t chunk;
-    size_t total;
-    int eof, err;
-} sink;
-
-static void sink_take(sink *k, size_t chunk, int calls)
-{
-    char buf[65536];
-    while (calls-- > 0 && !k->eof && !k->err) {
-        ssize_t n = read(k->fd, buf, chunk < sizeof buf ? chunk : sizeof buf);
-        if (n > 0)
-            k->total += (size_t)n;
-        else if (n == 0)
-            k->eof = 1;
-        else if (errno != EINTR) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                k->err = -errno;
-            break;
-        }
-    }
-}
-
-static void sink_watch_cb(rill_watch *w, int revents, void *ud)
-{
-    sink *k = ud;
-    (void)revents;
-    sink_take(k, 65536, 16);
-    if (k->eof || k->err) {
-        rill_watch_stop(w);
-        k->w = NULL;
-    }
-}
-
-static void sink_tick(void *ud)
-{
-    sink *k = ud;
-    k->t = NULL;
-    sink_take(k, k->chunk, 1);
-    if (!k->eof && !k->err)
-        k->t = rill_call_later(k->loop, 1, sink_tick, k);
-}
-
-static void sink_start(sink *k, rill_loop *loop, int fd, size_t paced_chunk)
-{
-    memset(k, 0, sizeof *k);
-    k->loop = loop;
-    k->fd = fd;
-    k->chunk = paced_chunk;
-    if (paced_chunk > 0)
-        k->t = rill_call_later(loop, 1, sink_tick, k);
-    else
-        k->w = rill_watch_fd(loop, fd, RILL_READABLE, sink_watch_cb, k);
-    CU_ASSERT(k->t != NULL || k->w != NULL);
-}
-
-static void sink_stop(sink *k)
-{
-    if (k->w != NULL)
-        rill_watch_stop(k->w);
-    if (k->t != NULL)
-        rill_timer_cancel(k->t);
-    k->w = NULL;
-    k->t = NULL;
-}
-
 static char big[1u << 20];
 
 /* ================================================================ closing */
@@ -126,7 +53,7 @@ static void test_close_flushes_then_eof(void)
     const size_t N = 512 * 1024;
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     test_unix_pair(SOCK_STREAM, sv, 4096);
     s = test_adopt(loop, sv[0], NULL);
@@ -137,13 +64,13 @@ static void test_close_flushes_then_eof(void)
     CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 1))), 0);
     CU_ASSERT_EQUAL(rill_is_closing(s), 1);
     CU_ASSERT_EQUAL(test_log.n, 0);
-    sink_start(&k, loop, sv[1], 8192);
+    test_sink_start(&k, loop, sv[1], 8192);
     TEST_RUN_UNTIL(loop, k.eof && test_log_count(EV_CLOSE) == 1, 10000);
     CU_ASSERT_EQUAL(k.err, 0);
     CU_ASSERT_EQUAL(k.total, N);
     CU_ASSERT_EQUAL(k.eof, 1);
     CU_ASSERT_EQUAL(test_log_status(EV_CLOSE, 1), 0);
-    sink_stop(&k);
+    test_sink_stop(&k);
     test_loop_finish(loop);
     CU_ASSERT_EQUAL(test_log.n, 1);
     close(sv[1]);
@@ -234,7 +161,7 @@ static void test_close_graceful_drains_get_zero(void)
     const size_t N = 512 * 1024;
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     test_unix_pair(SOCK_STREAM, sv, 4096);
     s = test_adopt(loop, sv[0], NULL);
@@ -243,14 +170,14 @@ static void test_close_graceful_drains_get_zero(void)
     CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 1))), 0);
     CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, "x", 1, done_cb, TEST_TAG(EV_DRAIN, 2))), 0);
     CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 1))), 0);
-    sink_start(&k, loop, sv[1], 16384);
+    test_sink_start(&k, loop, sv[1], 16384);
     TEST_RUN_UNTIL(loop, test_log_count(EV_CLOSE) == 1 && k.eof, 10000);
     CU_ASSERT_EQUAL(k.total, N + 1);
     CU_ASSERT_EQUAL(test_log_status(EV_DRAIN, 1), 0);
     CU_ASSERT_EQUAL(test_log_status(EV_DRAIN, 2), 0);
     CU_ASSERT_EQUAL(test_log_status(EV_CLOSE, 1), 0);
     CU_ASSERT(test_log_index(EV_DRAIN, 2) >= 0 && test_log_index(EV_DRAIN, 2) < test_log_index(EV_CLOSE, 1));
-    sink_stop(&k);
+    test_sink_stop(&k);
     test_loop_finish(loop);
     close(sv[1]);
 }
@@ -265,7 +192,7 @@ static void test_abort_drops_and_orders(void)
     size_t buffered;
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     test_unix_pair(SOCK_STREAM, sv, 4096);
     s = test_adopt(loop, sv[0], NULL);
@@ -301,11 +228,11 @@ static void test_abort_drops_and_orders(void)
     CU_ASSERT_EQUAL(test_log_status(EV_WAITC, 1), 0);
     CU_ASSERT_EQUAL(test_log_status(EV_WAITC, 2), 0);
 
-    sink_start(&k, loop, sv[1], 0);
+    test_sink_start(&k, loop, sv[1], 0);
     TEST_RUN_UNTIL(loop, k.eof || k.err, 3000);
     CU_ASSERT_EQUAL(k.eof, 1);
     CU_ASSERT_EQUAL(k.total, N - buffered);   /* exactly what the socket had taken */
-    sink_stop(&k);
+    test_sink_stop(&k);
     test_loop_finish(loop);
     CU_ASSERT_EQUAL(test_log.n, 6);
     close(sv[1]);
@@ -379,7 +306,7 @@ static void test_close_timeout_not_reached(void)
     rill_loop *loop = test_loop_new(0);
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     test_unix_pair(SOCK_STREAM, sv, 4096);
     s = test_adopt(loop, sv[0], NULL);
@@ -387,11 +314,11 @@ static void test_close_timeout_not_reached(void)
     CU_ASSERT_EQUAL(rill_set_close_timeout(s, 5000), 0);
     CU_ASSERT_EQUAL(rill_write(s, big, 256 * 1024, NULL, NULL), 0);
     CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 1))), 0);
-    sink_start(&k, loop, sv[1], 0);
+    test_sink_start(&k, loop, sv[1], 0);
     TEST_RUN_UNTIL(loop, test_log_count(EV_CLOSE) == 1 && k.eof, 3000);
     CU_ASSERT_EQUAL(test_log_status(EV_CLOSE, 1), 0);
     CU_ASSERT_EQUAL(k.total, 256 * 1024);
-    sink_stop(&k);
+    test_sink_stop(&k);
     TEST_RUN_UNTIL(loop, !rill_loop_alive(loop), 1000);
     CU_ASSERT_EQUAL(rill_loop_alive(loop), 0);   /* the stream and its timer are gone */
     test_loop_finish(loop);

@@ -70,13 +70,6 @@ static void fill_random(unsigned char *p, size_t n, uint64_t seed)
     }
 }
 
-static uint64_t fnv(uint64_t h, const unsigned char *p, size_t n)
-{
-    while (n-- > 0)
-        h = (h ^ *p++) * 1099511628211ull;
-    return h;
-}
-#define FNV_INIT 14695981039346656037ull
 
 /* ------------------------------------------------------------ descriptors */
 
@@ -106,103 +99,6 @@ static size_t read_now(int fd, unsigned char *into, size_t cap)
     }
 }
 
-/* ------------------------------------------------------------ the peer */
-
-/* The other end of a stream, read with plain system calls from the loop: at
-   once (a watch) or slowly (a few small reads per timer tick). */
-typedef struct sink {
-    rill_loop *loop;
-    int fd;
-    rill_watch *w;
-    rill_timer *t;
-    size_t chunk;
-    int per_tick, tick_ms;
-    size_t total;
-    uint64_t hash;
-    unsigned char *keep;      /* when set, the first keepcap bytes are kept here */
-    size_t keepcap;
-    int eof, err;
-    void (*on_tick)(struct sink *k);
-} sink;
-
-static void sink_take(sink *k, size_t chunk, int calls)
-{
-    unsigned char buf[65536];
-    while (calls-- > 0 && !k->eof && !k->err) {
-        ssize_t n = read(k->fd, buf, chunk < sizeof buf ? chunk : sizeof buf);
-        if (n > 0) {
-            if (k->keep != NULL && k->total < k->keepcap) {
-                size_t c = k->keepcap - k->total < (size_t)n ? k->keepcap - k->total : (size_t)n;
-                memcpy(k->keep + k->total, buf, c);
-            }
-            k->hash = fnv(k->hash, buf, (size_t)n);
-            k->total += (size_t)n;
-        } else if (n == 0) {
-            k->eof = 1;
-        } else if (errno != EINTR) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                k->err = -errno;
-            break;
-        }
-    }
-}
-
-static void sink_watch_cb(rill_watch *w, int revents, void *ud)
-{
-    sink *k = ud;
-    (void)revents;
-    sink_take(k, 65536, 16);
-    if (k->eof || k->err) {
-        rill_watch_stop(w);
-        k->w = NULL;
-    }
-}
-
-static void sink_tick(void *ud)
-{
-    sink *k = ud;
-    k->t = NULL;
-    test_log.tick++;
-    sink_take(k, k->chunk, k->per_tick);
-    if (k->on_tick != NULL)
-        k->on_tick(k);
-    if (!k->eof && !k->err)
-        k->t = rill_call_later(k->loop, (uint64_t)k->tick_ms, sink_tick, k);
-}
-
-static void sink_init(sink *k, rill_loop *loop, int fd)
-{
-    memset(k, 0, sizeof *k);
-    k->loop = loop;
-    k->fd = fd;
-    k->hash = FNV_INIT;
-}
-
-static void sink_watch(sink *k)
-{
-    k->w = rill_watch_fd(k->loop, k->fd, RILL_READABLE, sink_watch_cb, k);
-    CU_ASSERT_PTR_NOT_NULL(k->w);
-}
-
-static void sink_paced(sink *k, size_t chunk, int per_tick, int tick_ms)
-{
-    k->chunk = chunk;
-    k->per_tick = per_tick;
-    k->tick_ms = tick_ms;
-    k->t = rill_call_later(k->loop, (uint64_t)tick_ms, sink_tick, k);
-    CU_ASSERT_PTR_NOT_NULL(k->t);
-}
-
-static void sink_stop(sink *k)
-{
-    if (k->w != NULL)
-        rill_watch_stop(k->w);
-    if (k->t != NULL)
-        rill_timer_cancel(k->t);
-    k->w = NULL;
-    k->t = NULL;
-}
-
 static void close_stream(rill_loop *loop, rill_stream *s)
 {
     (void)loop;
@@ -223,7 +119,7 @@ static void test_write_try_then_buffer(void)
     size_t b, taken;
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     CU_ASSERT_PTR_NOT_NULL_FATAL(got);
@@ -261,17 +157,17 @@ static void test_write_try_then_buffer(void)
     CU_ASSERT_EQUAL(rill_write(s, NULL, 0, NULL, NULL), 0);
     CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), b + M);
 
-    sink_init(&k, loop, sv[1]);
+    test_sink_init(&k, loop, sv[1]);
     k.keep = got;
     k.keepcap = N + M;
     k.total = taken;
-    sink_watch(&k);
+    test_sink_watch(&k);
     TEST_RUN_UNTIL(loop, k.total >= N + M, 5000);
     CU_ASSERT_EQUAL(k.total, N + M);
     CU_ASSERT_EQUAL(memcmp(got, data, N + M), 0);
     CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), 0);
 
-    sink_stop(&k);
+    test_sink_stop(&k);
     close_stream(loop, s);
     test_loop_finish(loop);
     close(sv[1]);
@@ -290,7 +186,7 @@ static void test_writelines_one_writev(void)
     int sv[2], i;
     ssize_t n;
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     test_unix_pair(SOCK_SEQPACKET, sv, 0);
     s = test_adopt(loop, sv[0], NULL);
@@ -317,17 +213,17 @@ static void test_writelines_one_writev(void)
         iov[i].iov_len = 1;
     }
     CU_ASSERT_EQUAL(rill_writelines(s, iov, 100, done_cb, TEST_TAG(EV_DRAIN, 1)), 0);
-    sink_init(&k, loop, sv[1]);
+    test_sink_init(&k, loop, sv[1]);
     k.keep = got;
     k.keepcap = sizeof got;
-    sink_watch(&k);
+    test_sink_watch(&k);
     log_reset();
     TEST_RUN_UNTIL(loop, k.total >= 100 && test_log_count(EV_DRAIN) == 1, 3000);
     CU_ASSERT_EQUAL(k.total, 100);
     CU_ASSERT_EQUAL(memcmp(got, lines, 100), 0);
     CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 1)->status, 0);
 
-    sink_stop(&k);
+    test_sink_stop(&k);
     close_stream(loop, s);
     test_loop_finish(loop);
     close(sv[1]);
@@ -345,11 +241,11 @@ static void test_write_4mib_then_close_slow_peer(int backend)
     size_t off = 0, piece = 1;
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     fill_random(data, N, 42);
-    want = fnv(FNV_INIT, data, N);
+    want = test_fnv(TEST_FNV_INIT, data, N);
     test_unix_pair(SOCK_STREAM, sv, 16384);
     s = test_adopt(loop, sv[0], NULL);
     log_reset();
@@ -367,8 +263,8 @@ static void test_write_4mib_then_close_slow_peer(int backend)
     CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 1))), 0);
     CU_ASSERT_EQUAL(rill_is_closing(s), 1);
 
-    sink_init(&k, loop, sv[1]);
-    sink_paced(&k, 4096, 8, 1);
+    test_sink_init(&k, loop, sv[1]);
+    test_sink_paced(&k, 4096, 8, 1);
     TEST_RUN_UNTIL(loop, k.eof && test_log_count(EV_CLOSE) == 1, 30000);
     CU_ASSERT_EQUAL(k.err, 0);
     CU_ASSERT_EQUAL(k.eof, 1);
@@ -377,7 +273,7 @@ static void test_write_4mib_then_close_slow_peer(int backend)
     CU_ASSERT_EQUAL(test_log_count(EV_CLOSE), 1);
     CU_ASSERT_EQUAL(test_log_get(EV_CLOSE, 1)->status, 0);
 
-    sink_stop(&k);
+    test_sink_stop(&k);
     test_loop_finish(loop);
     CU_ASSERT_EQUAL(test_log_count(EV_CLOSE), 1);   /* exactly once */
     close(sv[1]);
@@ -431,7 +327,7 @@ static void test_drain_at_once_below_high(void)
 static rill_stream *wm_stream;
 static int wm_between;   /* a tick saw low < size <= high with no drain released */
 
-static void wm_tick(sink *k)
+static void wm_tick(test_sink *k)
 {
     size_t w = rill_get_write_buffer_size(wm_stream);
     (void)k;
@@ -446,7 +342,7 @@ static void test_drain_waits_for_low(void)
     unsigned char *data = malloc(N);
     int sv[2], i;
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     fill_random(data, N, 3);
@@ -466,9 +362,9 @@ static void test_drain_waits_for_low(void)
 
     wm_stream = s;
     wm_between = 0;
-    sink_init(&k, loop, sv[1]);
+    test_sink_init(&k, loop, sv[1]);
     k.on_tick = wm_tick;
-    sink_paced(&k, 1024, 1, 1);
+    test_sink_paced(&k, 1024, 1, 1);
     TEST_RUN_UNTIL(loop, test_log_count(EV_DRAIN) == 4, 10000);
     CU_ASSERT_EQUAL(test_log_count(EV_DRAIN), 4);
     CU_ASSERT_EQUAL(wm_between, 1);
@@ -480,11 +376,11 @@ static void test_drain_waits_for_low(void)
         CU_ASSERT_EQUAL(test_log_index(EV_DRAIN, i), i - 1);         /* in the order they came */
     }
 
-    sink_stop(&k);
-    sink_watch(&k);
+    test_sink_stop(&k);
+    test_sink_watch(&k);
     TEST_RUN_UNTIL(loop, k.total >= N + 4, 5000);
     CU_ASSERT_EQUAL(k.total, N + 4);
-    sink_stop(&k);
+    test_sink_stop(&k);
     close_stream(loop, s);
     test_loop_finish(loop);
     close(sv[1]);
@@ -501,7 +397,7 @@ static void test_drain_answered_stays_answered(void)
     unsigned char *data = calloc(1, N);
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     test_unix_pair(SOCK_STREAM, sv, 4096);
@@ -516,12 +412,12 @@ static void test_drain_answered_stays_answered(void)
     CU_ASSERT_EQUAL(test_log_status(EV_DRAIN, 1), 0);
     CU_ASSERT_EQUAL(test_log_status(EV_DRAIN, 2), 0);
     CU_ASSERT_EQUAL(test_log_count(EV_DRAIN), 2);
-    sink_init(&k, loop, sv[1]);
-    sink_watch(&k);
+    test_sink_init(&k, loop, sv[1]);
+    test_sink_watch(&k);
     TEST_RUN_UNTIL(loop, test_log_count(EV_DRAIN) == 3 && k.total >= N + 1, 5000);
     CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 3)->status, 0);
     CU_ASSERT_EQUAL(k.total, N + 1);
-    sink_stop(&k);
+    test_sink_stop(&k);
     close_stream(loop, s);
     test_loop_finish(loop);
     close(sv[1]);
@@ -543,7 +439,7 @@ static void test_write_buffer_limits(void)
         rill_loop *loop = test_loop_new(0);
         int sv[2];
         rill_stream *s;
-        sink k;
+        test_sink k;
 
         test_unix_pair(SOCK_STREAM, sv, 4096);
         s = test_adopt(loop, sv[0], NULL);
@@ -564,16 +460,16 @@ static void test_write_buffer_limits(void)
         TEST_RUN_UNTIL(loop, 0, 50);
         CU_ASSERT_EQUAL(test_log_count(EV_DRAIN), 1);
 
-        sink_init(&k, loop, sv[1]);
-        sink_paced(&k, 512, 1, 1);
+        test_sink_init(&k, loop, sv[1]);
+        test_sink_paced(&k, 512, 1, 1);
         TEST_RUN_UNTIL(loop, test_log_count(EV_DRAIN) == 2, 10000);
         CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 2)->status, 0);
         CU_ASSERT(test_log_get(EV_DRAIN, 2)->size <= lim[round][1]);
-        sink_stop(&k);
-        sink_watch(&k);
+        test_sink_stop(&k);
+        test_sink_watch(&k);
         TEST_RUN_UNTIL(loop, k.total >= N + 1, 5000);
         CU_ASSERT_EQUAL(k.total, N + 1);
-        sink_stop(&k);
+        test_sink_stop(&k);
         close_stream(loop, s);
         test_loop_finish(loop);
         close(sv[1]);
@@ -614,7 +510,7 @@ static void test_write_buffer_max_all_or_nothing(void)
     struct iovec iov[2];
     int sv[2], i, rc = 0;
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     CU_ASSERT_PTR_NOT_NULL_FATAL(got);
@@ -657,10 +553,10 @@ static void test_write_buffer_max_all_or_nothing(void)
     CU_ASSERT_EQUAL(rill_is_closing(s), 0);
 
     /* The peer reads: the stream takes writes again, and its drains work. */
-    sink_init(&k, loop, sv[1]);
+    test_sink_init(&k, loop, sv[1]);
     k.keep = got;
     k.keepcap = N;
-    sink_watch(&k);
+    test_sink_watch(&k);
     TEST_RUN_UNTIL(loop, k.total >= at, 5000);
     CU_ASSERT_EQUAL(k.total, at);
     CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), 0);
@@ -672,7 +568,7 @@ static void test_write_buffer_max_all_or_nothing(void)
     CU_ASSERT_EQUAL(test_log_count(EV_DRAIN), 1);   /* the refused writes never called back */
     CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 3)->status, 0);
 
-    sink_stop(&k);
+    test_sink_stop(&k);
     close_stream(loop, s);
     test_loop_finish(loop);
     close(sv[1]);
@@ -693,7 +589,7 @@ static void test_write_buffer_max_setter(void)
     int sv[2], p[2];
     rill_stream *s, *r = NULL, *w = NULL;
     size_t b;
-    sink k;
+    test_sink k;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     fill_random(data, N, 12);
@@ -729,15 +625,15 @@ static void test_write_buffer_max_setter(void)
     CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), b);
 
     CU_ASSERT_EQUAL(rill_set_write_buffer_max(s, b / 2), 0);
-    sink_init(&k, loop, sv[1]);
-    sink_watch(&k);
+    test_sink_init(&k, loop, sv[1]);
+    test_sink_watch(&k);
     TEST_RUN_UNTIL(loop, k.total >= N, 5000);
     CU_ASSERT_EQUAL(k.total, N);
     CU_ASSERT_EQUAL(rill_write(s, "z", 1, NULL, NULL), 0);
     TEST_RUN_UNTIL(loop, k.total >= N + 1, 3000);
     CU_ASSERT_EQUAL(k.total, N + 1);
 
-    sink_stop(&k);
+    test_sink_stop(&k);
     close_stream(loop, s);
     close_stream(loop, r);
     close_stream(loop, w);
@@ -755,7 +651,7 @@ static void write_eof_then_reply(int tcp)
     unsigned char *data = malloc(N), *got = malloc(N);
     int mine, peer, sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     CU_ASSERT_PTR_NOT_NULL_FATAL(got);
@@ -779,10 +675,10 @@ static void write_eof_then_reply(int tcp)
     CU_ASSERT_EQUAL(rill_writelines(s, NULL, 0, NULL, NULL), RILL_ECLOSED);
     CU_ASSERT_EQUAL(rill_is_closing(s), 0);   /* half-closed is not closing */
 
-    sink_init(&k, loop, peer);
+    test_sink_init(&k, loop, peer);
     k.keep = got;
     k.keepcap = N;
-    sink_watch(&k);
+    test_sink_watch(&k);
     TEST_RUN_UNTIL(loop, k.eof || k.err, 10000);
     CU_ASSERT_EQUAL(k.eof, 1);
     CU_ASSERT_EQUAL(k.total, N);
@@ -801,7 +697,7 @@ static void write_eof_then_reply(int tcp)
     CU_ASSERT_EQUAL(test_log_get(EV_READ, 2)->status, 0);
     CU_ASSERT_EQUAL(test_log_get(EV_READ, 2)->size, 0);
 
-    sink_stop(&k);
+    test_sink_stop(&k);
     close_stream(loop, s);
     test_loop_finish(loop);
     free(data);
@@ -1051,18 +947,18 @@ static void test_write_drain_loop_peer_gone(void)
     rill_loop *loop = test_loop_new(0);
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     memset(&wl, 0, sizeof wl);
     test_unix_pair(SOCK_STREAM, sv, 4096);
     s = test_adopt(loop, sv[0], NULL);
     CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, wl_drained, NULL)), 0);
-    sink_init(&k, loop, sv[1]);
-    sink_watch(&k);
+    test_sink_init(&k, loop, sv[1]);
+    test_sink_watch(&k);
     TEST_RUN_UNTIL(loop, k.total >= 1000000, 5000);
     CU_ASSERT(wl.rounds >= 30);
     CU_ASSERT_EQUAL(wl.ended, 0);
-    sink_stop(&k);
+    test_sink_stop(&k);
     close(sv[1]);
     TEST_RUN_UNTIL(loop, wl.ended, 3000);
     CU_ASSERT_EQUAL(wl.ended, 1);

@@ -2,6 +2,7 @@
 #include "streams.h"
 #include "testutil.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
@@ -168,4 +169,100 @@ rill_stream *test_adopt(rill_loop *loop, int fd, const rill_connect_opts *o)
     rill_stream *s = test_adopt_try(loop, fd, o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     return s;
+}
+
+/* ------------------------------------------------------- the peer */
+
+uint64_t test_fnv(uint64_t h, const unsigned char *p, size_t n)
+{
+    while (n-- > 0)
+        h = (h ^ *p++) * 1099511628211ull;
+    return h;
+}
+
+static void sink_take(test_sink *k, size_t chunk, int calls)
+{
+    unsigned char buf[65536];
+    while (calls-- > 0 && !k->eof && !k->err) {
+        ssize_t n = read(k->fd, buf, chunk < sizeof buf ? chunk : sizeof buf);
+        if (n > 0) {
+            if (k->keep != NULL && k->total < k->keepcap) {
+                size_t c = k->keepcap - k->total < (size_t)n ? k->keepcap - k->total : (size_t)n;
+                memcpy(k->keep + k->total, buf, c);
+            }
+            k->hash = test_fnv(k->hash, buf, (size_t)n);
+            k->total += (size_t)n;
+        } else if (n == 0) {
+            k->eof = 1;
+        } else if (errno != EINTR) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                k->err = -errno;
+            break;
+        }
+    }
+}
+
+static void sink_watch_cb(rill_watch *w, int revents, void *ud)
+{
+    test_sink *k = ud;
+    (void)revents;
+    sink_take(k, 65536, 16);
+    if (k->eof || k->err) {
+        rill_watch_stop(w);
+        k->w = NULL;
+    }
+}
+
+static void sink_tick(void *ud)
+{
+    test_sink *k = ud;
+    k->t = NULL;
+    test_log.tick++;
+    sink_take(k, k->chunk, k->per_tick);
+    if (k->on_tick != NULL)
+        k->on_tick(k);
+    if (!k->eof && !k->err)
+        k->t = rill_call_later(k->loop, (uint64_t)k->tick_ms, sink_tick, k);
+}
+
+void test_sink_init(test_sink *k, rill_loop *loop, int fd)
+{
+    memset(k, 0, sizeof *k);
+    k->loop = loop;
+    k->fd = fd;
+    k->hash = TEST_FNV_INIT;
+}
+
+void test_sink_watch(test_sink *k)
+{
+    k->w = rill_watch_fd(k->loop, k->fd, RILL_READABLE, sink_watch_cb, k);
+    CU_ASSERT_PTR_NOT_NULL(k->w);
+}
+
+void test_sink_paced(test_sink *k, size_t chunk, int per_tick, int tick_ms)
+{
+    k->chunk = chunk;
+    k->per_tick = per_tick;
+    k->tick_ms = tick_ms;
+    k->t = rill_call_later(k->loop, (uint64_t)tick_ms, sink_tick, k);
+    CU_ASSERT_PTR_NOT_NULL(k->t);
+}
+
+void test_sink_stop(test_sink *k)
+{
+    if (k->w != NULL)
+        rill_watch_stop(k->w);
+    if (k->t != NULL)
+        rill_timer_cancel(k->t);
+    k->w = NULL;
+    k->t = NULL;
+}
+
+void test_sink_start(test_sink *k, rill_loop *loop, int fd, size_t paced_chunk)
+{
+    test_sink_init(k, loop, fd);
+    if (paced_chunk > 0)
+        test_sink_paced(k, paced_chunk, 1, 1);
+    else
+        test_sink_watch(k);
 }

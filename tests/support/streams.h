@@ -96,4 +96,35 @@ rill_stream *test_adopt_try(rill_loop *loop, int fd, const rill_connect_opts *o)
 /* The same, where failing to adopt ends the test (fatal). */
 rill_stream *test_adopt(rill_loop *loop, int fd, const rill_connect_opts *o);
 
+/* ------------------------------------------------------- the peer */
+
+/* FNV-1a over bytes, to compare what a peer read with what was written. */
+#define TEST_FNV_INIT 14695981039346656037ull
+uint64_t test_fnv(uint64_t h, const unsigned char *p, size_t n);
+
+/* The other end of a stream, read with plain system calls from the loop: at
+   once (a watch) or slowly (a few small reads per timer tick, each tick
+   counted in test_log.tick). */
+typedef struct test_sink {
+    rill_loop *loop;
+    int fd;
+    rill_watch *w;
+    rill_timer *t;
+    size_t chunk;
+    int per_tick, tick_ms;
+    size_t total;
+    uint64_t hash;            /* test_fnv of every byte read */
+    unsigned char *keep;      /* when set, the first keepcap bytes are kept here */
+    size_t keepcap;
+    int eof, err;
+    void (*on_tick)(struct test_sink *k);
+} test_sink;
+
+void test_sink_init(test_sink *k, rill_loop *loop, int fd);
+void test_sink_watch(test_sink *k);      /* reads whatever is there */
+void test_sink_paced(test_sink *k, size_t chunk, int per_tick, int tick_ms);
+/* init, then paced_chunk bytes a millisecond, or (0) a watch */
+void test_sink_start(test_sink *k, rill_loop *loop, int fd, size_t paced_chunk);
+void test_sink_stop(test_sink *k);
+
 #endif
