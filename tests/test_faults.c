@@ -1129,36 +1129,6 @@ static void test_reset_mid_write(void)
 
 /* ----------------------------------------------- ECONNRESET in a TLS handshake */
 
-typedef struct tls_srv {
-    int clients, errors, last_error, had_peer;
-} tls_srv;
-
-static void tls_echo_line(rill_stream *s, int status, const char *data, size_t len, void *ud)
-{
-    (void)ud;
-    if (status == 0 && len > 0)
-        rill_write(s, data, len, NULL, NULL);
-    rill_close(s, NULL, NULL);
-}
-
-static void tls_on_client(rill_server *srv, rill_stream *s, void *ud)
-{
-    tls_srv *t = ud;
-    (void)srv;
-    t->clients++;
-    if (rill_readline(s, tls_echo_line, t) < 0)
-        rill_close(s, NULL, NULL);
-}
-
-static void tls_on_error(rill_server *srv, int status, const struct sockaddr *peer, void *ud)
-{
-    tls_srv *t = ud;
-    (void)srv;
-    t->errors++;
-    t->last_error = status;
-    t->had_peer = peer != NULL;
-}
-
 static int learn_fd(int fd, int family, void *ud)
 {
     (void)family; (void)ud;
@@ -1212,7 +1182,7 @@ static void test_reset_mid_tls_handshake(void)
     rill_server *srv;
     rill_server_opts so;
     rill_connect_opts co;
-    tls_srv t;
+    test_srv_rec t;
     conn_rec c;
     int port, fds0;
 
@@ -1223,8 +1193,8 @@ static void test_reset_mid_tls_handshake(void)
     memset(&so, 0, sizeof so);
     memset(&t, 0, sizeof t);
     so.tls = stls;
-    so.on_error = tls_on_error;
-    srv = rill_server_new(loop, "127.0.0.1", 0, &so, tls_on_client, &t);
+    so.on_error = test_srv_on_error;
+    srv = rill_server_new(loop, "127.0.0.1", 0, &so, test_srv_echo_line, &t);
     CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
     CU_ASSERT_EQUAL_FATAL(rill_server_start_serving(srv, NULL, NULL), 0);
     port = rill_server_port(srv);

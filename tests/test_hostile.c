@@ -10,6 +10,7 @@
    children, stopped through a pipe and, if that fails, killed by their PID.
    Every bound is generous: these tests catch unbounded behaviour, not speed. */
 #include "support/testutil.h"
+#include "support/streams.h"
 #include "support/proc.h"
 #include "support/certs.h"
 #include "stream.h"
@@ -634,38 +635,6 @@ static void test_endless_line(void)
 
 /* ============================================= a TLS peer that stalls mid-handshake */
 
-typedef struct stall {
-    int clients, errors, last_error, had_peer;
-    uint64_t error_at;
-} stall;
-
-static void stall_line(rill_stream *s, int status, const char *data, size_t len, void *ud)
-{
-    (void)ud;
-    if (status == 0 && len > 0)
-        rill_write(s, data, len, NULL, NULL);
-    rill_close(s, NULL, NULL);
-}
-
-static void stall_client(rill_server *srv, rill_stream *s, void *ud)
-{
-    stall *t = ud;
-    (void)srv;
-    t->clients++;
-    if (rill_readline(s, stall_line, t) < 0)
-        rill_close(s, NULL, NULL);
-}
-
-static void stall_error(rill_server *srv, int status, const struct sockaddr *peer, void *ud)
-{
-    stall *t = ud;
-    (void)srv;
-    t->errors++;
-    t->last_error = status;
-    t->had_peer = peer != NULL;
-    t->error_at = test_now_ms();
-}
-
 typedef struct conn_rec {
     int n, status;
     rill_stream *s;
@@ -723,7 +692,7 @@ static void test_tls_stalled_handshake(void)
     rill_loop *loop;
     rill_server *srv;
     rill_server_opts so;
-    stall t;
+    test_srv_rec t;
     /* A TLS record header announcing 512 bytes of ClientHello, and its first bytes only. */
     static const unsigned char partial[] = { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x5a };
     char buf[64];
@@ -750,9 +719,9 @@ static void test_tls_stalled_handshake(void)
     memset(&so, 0, sizeof so);
     memset(&t, 0, sizeof t);
     so.tls = stls;
-    so.on_error = stall_error;
+    so.on_error = test_srv_on_error;
     so.ssl_handshake_timeout_ms = 400;
-    srv = rill_server_new(loop, "127.0.0.1", 0, &so, stall_client, &t);
+    srv = rill_server_new(loop, "127.0.0.1", 0, &so, test_srv_echo_line, &t);
     CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
     CU_ASSERT_EQUAL_FATAL(rill_server_start_serving(srv, NULL, NULL), 0);
     port = rill_server_port(srv);

@@ -47,16 +47,6 @@ typedef struct srv_ctx {
     int socket_calls, socket_family[4], socket_fd_ok, socket_fail;
 } srv_ctx;
 
-static void echo_read(rill_stream *s, int status, const char *data, size_t len, void *ud)
-{
-    if (status < 0 || len == 0) {
-        rill_close(s, NULL, NULL);
-        return;
-    }
-    if (rill_write(s, data, len, NULL, NULL) < 0 || rill_read(s, 65536, echo_read, ud) < 0)
-        rill_close(s, NULL, NULL);
-}
-
 static void hold_read(rill_stream *s, int status, const char *data, size_t len, void *ud)
 {
     srv_ctx *c = ud;
@@ -97,7 +87,7 @@ static void on_client(rill_server *srv, rill_stream *s, void *ud)
     CU_ASSERT_EQUAL(rill_stream_mode(s), RILL_MODE_READWRITE);
     switch (c->mode) {
     case MODE_ECHO:
-        rill_read(s, 65536, echo_read, c);
+        rill_read(s, 65536, test_echo_read, c);
         break;
     case MODE_HOLD:
         rill_read(s, 65536, hold_read, c);

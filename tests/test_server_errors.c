@@ -53,16 +53,6 @@ typedef struct ectx {
     unsigned long fail_in_hook;    /* arm rill__alloc_fail_at after blocking */
 } ectx;
 
-static void e_echo_read(rill_stream *s, int status, const char *data, size_t len, void *ud)
-{
-    if (status < 0 || len == 0) {
-        rill_close(s, NULL, NULL);
-        return;
-    }
-    if (rill_write(s, data, len, NULL, NULL) < 0 || rill_read(s, 65536, e_echo_read, ud) < 0)
-        rill_close(s, NULL, NULL);
-}
-
 static void e_hold_read(rill_stream *s, int status, const char *data, size_t len, void *ud)
 {
     (void)s; (void)status; (void)data; (void)len; (void)ud;
@@ -76,7 +66,7 @@ static void e_on_client(rill_server *srv, rill_stream *s, void *ud)
     c->clients++;
     c->last = s;
     c->last_fd_flags_ok = fl >= 0 && (fl & O_NONBLOCK) && fdfl >= 0 && (fdfl & FD_CLOEXEC);
-    rill_read(s, 65536, c->echo ? e_echo_read : e_hold_read, c);
+    rill_read(s, 65536, c->echo ? test_echo_read : e_hold_read, c);
 }
 
 static void e_on_error(rill_server *srv, int status, const struct sockaddr *peer, void *ud)

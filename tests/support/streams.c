@@ -266,3 +266,42 @@ void test_sink_start(test_sink *k, rill_loop *loop, int fd, size_t paced_chunk)
     else
         test_sink_watch(k);
 }
+
+/* ------------------------------------------------------- echo servers */
+
+void test_echo_read(rill_stream *s, int status, const char *data, size_t len, void *ud)
+{
+    if (status < 0 || len == 0) {
+        rill_close(s, NULL, NULL);
+        return;
+    }
+    if (rill_write(s, data, len, NULL, NULL) < 0 || rill_read(s, 65536, test_echo_read, ud) < 0)
+        rill_close(s, NULL, NULL);
+}
+
+static void echo_one_line(rill_stream *s, int status, const char *data, size_t len, void *ud)
+{
+    (void)ud;
+    if (status == 0 && len > 0)
+        rill_write(s, data, len, NULL, NULL);
+    rill_close(s, NULL, NULL);
+}
+
+void test_srv_echo_line(rill_server *srv, rill_stream *s, void *ud)
+{
+    test_srv_rec *t = ud;
+    (void)srv;
+    t->clients++;
+    if (rill_readline(s, echo_one_line, t) < 0)
+        rill_close(s, NULL, NULL);
+}
+
+void test_srv_on_error(rill_server *srv, int status, const struct sockaddr *peer, void *ud)
+{
+    test_srv_rec *t = ud;
+    (void)srv;
+    t->errors++;
+    t->last_error = status;
+    t->had_peer = peer != NULL;
+    t->error_at = test_now_ms();
+}

@@ -9,6 +9,8 @@
 #include <CUnit/CUnit.h>
 #include "rill.h"
 
+struct sockaddr;
+
 /* ------------------------------------------------------- never synchronous */
 
 /* Every call that may start an operation runs inside TEST_CALL (or TEST_CALLV
@@ -126,5 +128,21 @@ void test_sink_paced(test_sink *k, size_t chunk, int per_tick, int tick_ms);
 /* init, then paced_chunk bytes a millisecond, or (0) a watch */
 void test_sink_start(test_sink *k, rill_loop *loop, int fd, size_t paced_chunk);
 void test_sink_stop(test_sink *k);
+
+/* ------------------------------------------------------- echo servers */
+
+/* A read callback that writes back what it reads until EOF or an error, then
+   closes the stream. */
+void test_echo_read(rill_stream *s, int status, const char *data, size_t len, void *ud);
+
+/* What a one-line echo server saw (its user data). */
+typedef struct {
+    int clients, errors, last_error, had_peer;
+    uint64_t error_at;        /* test_now_ms() of the last error */
+} test_srv_rec;
+/* on_client: counts the client, echoes one line and closes. */
+void test_srv_echo_line(rill_server *srv, rill_stream *s, void *ud);
+/* on_error: counts the error, its status, whether a peer came with it. */
+void test_srv_on_error(rill_server *srv, int status, const struct sockaddr *peer, void *ud);
 
 #endif
