@@ -559,20 +559,13 @@ static void test_alloc_walk_timeouts(void)
 
 static rill_tls *tls_pair(rill_tls **client)
 {
-    const char *why = NULL;
-    const test_certs *c = test_certs_get(&why);
+    const test_certs *c = test_certs_or_skip();
     rill_tls_opts o;
     rill_tls *srv;
 
     *client = NULL;
-    if (c == NULL) {
-        if (!test_have_openssl()) {
-            CU_PASS("skipped: the openssl command is not installed");
-        } else {
-            CU_FAIL(why != NULL ? why : "certificate generation failed");
-        }
+    if (c == NULL)
         return NULL;
-    }
     memset(&o, 0, sizeof o);
     o.cert_file = c->server;
     o.key_file = c->key;
@@ -1136,24 +1129,11 @@ static int learn_fd(int fd, int family, void *ud)
     return 0;
 }
 
-typedef struct conn_rec {
-    int n, status;
-    rill_stream *s;
-} conn_rec;
-
-static void conn_cb(rill_stream *s, int status, void *ud)
-{
-    conn_rec *c = ud;
-    c->n++;
-    c->status = status;
-    c->s = s;
-}
-
 /* A TLS echo round trip; 1 on success. */
 static int tls_roundtrip(rill_loop *loop, int port, rill_tls *ctls)
 {
     rill_connect_opts co;
-    conn_rec c;
+    test_adopted c;
     read_rec r;
     done_rec cl;
 
@@ -1163,8 +1143,8 @@ static int tls_roundtrip(rill_loop *loop, int port, rill_tls *ctls)
     memset(&cl, 0, sizeof cl);
     co.tls = ctls;
     co.timeout_ms = 5000;
-    if (rill_connect(loop, "127.0.0.1", port, &co, conn_cb, &c, NULL) != 0 ||
-        !test_run_until(loop, &c.n, 6000) || c.status != 0)
+    if (rill_connect(loop, "127.0.0.1", port, &co, test_adopt_cb, &c, NULL) != 0 ||
+        !test_run_until(loop, &c.calls, 6000) || c.status != 0)
         return 0;
     rill_write(c.s, "ping\n", 5, NULL, NULL);
     rill_readline(c.s, read_cb, &r);
@@ -1183,7 +1163,7 @@ static void test_reset_mid_tls_handshake(void)
     rill_server_opts so;
     rill_connect_opts co;
     test_srv_rec t;
-    conn_rec c;
+    test_adopted c;
     int port, fds0;
 
     if (stls == NULL)
@@ -1206,9 +1186,9 @@ static void test_reset_mid_tls_handshake(void)
     co.tls = ctls;
     co.on_socket = learn_fd;
     F.reset_rd = 1;
-    CU_ASSERT_EQUAL(rill_connect(loop, "127.0.0.1", port, &co, conn_cb, &c, NULL), 0);
-    test_run_until(loop, &c.n, 5000);
-    CU_ASSERT_EQUAL(c.n, 1);
+    CU_ASSERT_EQUAL(rill_connect(loop, "127.0.0.1", port, &co, test_adopt_cb, &c, NULL), 0);
+    test_run_until(loop, &c.calls, 5000);
+    CU_ASSERT_EQUAL(c.calls, 1);
     CU_ASSERT_EQUAL(c.status, -ECONNRESET);
     CU_ASSERT_PTR_NULL(c.s);
     CU_ASSERT_EQUAL(F.resets, 1);
@@ -1223,9 +1203,9 @@ static void test_reset_mid_tls_handshake(void)
     F.reset_rd = 1;
     memset(&c, 0, sizeof c);
     co.on_socket = NULL;
-    CU_ASSERT_EQUAL(rill_connect(loop, "127.0.0.1", port, &co, conn_cb, &c, NULL), 0);
-    test_run_until(loop, &c.n, 5000);
-    CU_ASSERT_EQUAL(c.n, 1);
+    CU_ASSERT_EQUAL(rill_connect(loop, "127.0.0.1", port, &co, test_adopt_cb, &c, NULL), 0);
+    test_run_until(loop, &c.calls, 5000);
+    CU_ASSERT_EQUAL(c.calls, 1);
     CU_ASSERT_TRUE(c.status < 0);            /* the server dropped it */
     test_run_until(loop, &t.errors, 2000);
     {
@@ -1343,7 +1323,7 @@ static int emfile_connect_child(void)
     struct sockaddr_in sin;
     socklen_t len = sizeof sin;
     struct rlimit rl, saved;
-    conn_rec c;
+    test_adopted c;
     int l, fillers[512], nfill = 0, i, fds_before, port;
     unsigned long live0 = rill__alloc_live();
 
@@ -1376,15 +1356,15 @@ static int emfile_connect_child(void)
     close(fillers[--nfill]);
     fds_before = test_proc_fds(0);
     memset(&c, 0, sizeof c);
-    if (rill_connect(loop, "127.0.0.1", port, NULL, conn_cb, &c, NULL) != 0)
+    if (rill_connect(loop, "127.0.0.1", port, NULL, test_adopt_cb, &c, NULL) != 0)
         return 16;
     /* take the spare descriptor back: the connect finds none */
     if ((fillers[nfill] = dup(0)) < 0)
         return 17;
     nfill++;
-    if (!test_run_until(loop, &c.n, 3000))
+    if (!test_run_until(loop, &c.calls, 3000))
         return 18;
-    if (c.n != 1 || c.status != -EMFILE || c.s != NULL)
+    if (c.calls != 1 || c.status != -EMFILE || c.s != NULL)
         return 19;
     close(fillers[--nfill]);
     if (test_proc_fds(0) != fds_before)
@@ -1394,9 +1374,9 @@ static int emfile_connect_child(void)
         close(fillers[i]);
     setrlimit(RLIMIT_NOFILE, &saved);
     memset(&c, 0, sizeof c);
-    if (rill_connect(loop, "127.0.0.1", port, NULL, conn_cb, &c, NULL) != 0)
+    if (rill_connect(loop, "127.0.0.1", port, NULL, test_adopt_cb, &c, NULL) != 0)
         return 21;
-    if (!test_run_until(loop, &c.n, 3000) || c.status != 0 || c.s == NULL)
+    if (!test_run_until(loop, &c.calls, 3000) || c.status != 0 || c.s == NULL)
         return 22;
     rill_close(c.s, NULL, NULL);
     close(l);

@@ -45,20 +45,6 @@ typedef struct reader {
     int at_eof;
 } reader;
 
-static const test_certs *certs_or_skip(void)
-{
-    const char *why = NULL;
-    const test_certs *c = test_certs_get(&why);
-    if (c == NULL) {
-        if (!test_have_openssl()) {
-            CU_PASS("skipped: the openssl command is not installed");
-        } else {
-            CU_FAIL(why != NULL ? why : "certificate generation failed");
-        }
-    }
-    return c;
-}
-
 static int adopt(rill_loop *loop, int fd, peer *p)
 {
     memset(p, 0, sizeof *p);
@@ -201,7 +187,7 @@ static void tls_pair_finish(tls_pair *tp)
 
 static void test_ctx_errors(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls_opts o;
     rill_tls *t;
     char err[512];
@@ -388,7 +374,7 @@ static void cli_line(rill_stream *s, int status, const char *data, size_t len, v
 
 static void test_echo_read_ops(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     static const char msg[] = "hello\nfoo;barXYZWtail";
     tls_pair tp;
     echo e;
@@ -507,7 +493,7 @@ static size_t spy_pending(const rill_stream *s)
 
 static void test_bulk_8mib(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
     bulk_side *a, *b;
     uint64_t end;
@@ -557,7 +543,7 @@ static void test_bulk_8mib(void)
    without the socket becoming readable again. */
 static void test_pending_bytes(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
     char data[1000], buf[2000];
     struct pollfd pfd;
@@ -605,7 +591,7 @@ static void exact_cb(rill_stream *s, int status, const char *data, size_t len, v
    it out although the socket never becomes readable again. */
 static void test_pending_via_stream(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
     char data[1000];
     struct pollfd pfd;
@@ -673,7 +659,7 @@ static void verify_case(const test_certs *c, const char *cert, const char *host,
 
 static void test_verify_failures(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     char r_unknown[256] = "", r_name[256] = "", r_expired[256] = "", r_ip[256] = "";
     int st;
 
@@ -771,7 +757,7 @@ static int connect_why(const test_certs *c, const char *cert, char *errbuf, size
 
 static void test_connect_errbuf(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     char unknown[256], name[256], expired[256], refused[256];
 
     if (c == NULL)
@@ -795,7 +781,7 @@ static void test_connect_errbuf(void)
 
 static void test_verify_success_cases(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     char r[256];
     int st;
 
@@ -846,7 +832,7 @@ static void test_verify_success_cases(void)
 
 static void test_handshake_timeout(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_loop *loop;
     rill_tls *ctls;
     peer cli;
@@ -874,7 +860,7 @@ static void test_handshake_timeout(void)
 
 static void test_plaintext_peer(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     static const char junk[] = "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: not-tls\r\n\r\n";
     rill_loop *loop;
     rill_tls *stls;
@@ -907,7 +893,7 @@ static void on_closed_flag(rill_stream *s, int status, void *ud)
 /* Aborting during the handshake: the callback never runs, nothing leaks. */
 static void test_abort_during_handshake(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_loop *loop;
     rill_tls *ctls;
     peer cli, other, third;
@@ -966,7 +952,7 @@ static void read_all_cb(rill_stream *s, int status, const char *data, size_t len
 
 static void test_close_notify_from_server(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
     reader r;
 
@@ -988,7 +974,7 @@ static void test_close_notify_from_server(void)
 
 static void test_truncation(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
     reader r, r2;
     const char *why;
@@ -1020,7 +1006,7 @@ static void test_truncation(void)
 /* A reset after data is a truncated stream, never a clean end: only close_notify is EOF. */
 static void test_reset_after_data(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
     reader r, r2;
     struct linger lg;
@@ -1051,7 +1037,7 @@ static void test_reset_after_data(void)
 
 static void test_write_eof_mode(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
 
     if (c == NULL)
@@ -1068,7 +1054,7 @@ static void test_write_eof_mode(void)
 
 static void test_alpn(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_loop *loop;
     rill_tls *ctls, *stls, *plain_c;
     peer cli, srv, cli2, srv2;
@@ -1116,7 +1102,7 @@ static void test_alpn(void)
 
 static void test_client_cert_required(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_loop *loop;
     rill_tls *stls, *request, *anon, *withcert;
     rill_tls_opts o;
@@ -1211,7 +1197,7 @@ static void version_case(const test_certs *c, int server_min, int client_max12, 
 
 static void test_versions(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     char cipher[256];
     int cs, ss;
 
@@ -1249,7 +1235,7 @@ static int cipher_bits_match(const char *text)
 
 static void test_extra_info(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
     peer p1, p2;
     char buf[2048], tiny[4];
@@ -1312,7 +1298,7 @@ static void line_cb(rill_stream *s, int status, const char *data, size_t len, vo
 
 static void test_ctx_outlives_free(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_loop *loop;
     rill_tls *ctls, *stls;
     peer cli, srv;
@@ -1451,7 +1437,7 @@ static void test_interop_s_server(void)
         CU_PASS("skipped: the openssl command is not installed");
         return;
     }
-    if ((c = certs_or_skip()) == NULL)
+    if ((c = test_certs_or_skip()) == NULL)
         return;
     port = free_port();
     CU_ASSERT_FATAL(port > 0);
@@ -1554,7 +1540,7 @@ static void test_interop_s_client(void)
         CU_PASS("skipped: the openssl command is not installed");
         return;
     }
-    if ((c = certs_or_skip()) == NULL)
+    if ((c = test_certs_or_skip()) == NULL)
         return;
     lfd = socket(AF_INET, SOCK_STREAM, 0);
     CU_ASSERT_FATAL(lfd >= 0);

@@ -41,20 +41,6 @@ typedef struct peer {
     char reason[256];
 } peer;
 
-static const test_certs *certs_or_skip(void)
-{
-    const char *why = NULL;
-    const test_certs *c = test_certs_get(&why);
-    if (c == NULL) {
-        if (!test_have_openssl()) {
-            CU_PASS("skipped: the openssl command is not installed");
-        } else {
-            CU_FAIL(why != NULL ? why : "certificate generation failed");
-        }
-    }
-    return c;
-}
-
 static int adopt(rill_loop *loop, int fd, peer *p)
 {
     memset(p, 0, sizeof *p);
@@ -458,7 +444,7 @@ static void expect_ctx_fail(rill_tls *t, int err, const char *errbuf, const char
 
 static void test_ctx_file_errors(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     const extra_certs *x;
     rill_tls_opts o;
     char err[512];
@@ -532,7 +518,7 @@ static void test_ctx_file_errors(void)
 /* The checks done before any file is opened, each in both directions. */
 static void test_ctx_option_checks(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls_opts o;
     rill_tls *t;
     char err[256], name[300];
@@ -590,7 +576,7 @@ static void test_ctx_option_checks(void)
    a clean NULL with errno set, never a half-made context, never a leak. */
 static void test_ctx_alloc_walk(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls_opts o;
     rill_tls *t = NULL;
     unsigned long n, live;
@@ -646,7 +632,7 @@ static void test_ctx_alloc_walk(void)
 
 static void test_start_args(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls *ctls, *loose, *stls, *longalpn;
     char *huge, alpn[1100];
     hs_run r;
@@ -729,7 +715,7 @@ static void on_read_none(rill_stream *s, int status, const char *data, size_t le
    walk over the allocations of rill__tls_start, then junk from the peer fails the handshake. */
 static void test_start_alloc_walk(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     static const char junk[] = "EHLO not-a-client-hello\r\n";
     rill_tls *stls;
     rill_loop *loop;
@@ -776,7 +762,7 @@ static void test_start_alloc_walk(void)
    failed in turn: rill__tls_start refuses cleanly and the stream stays plain. */
 static void test_start_wolf_alloc_walk(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls *ctls, *stls;
     rill_loop *loop;
     peer cli, srv;
@@ -858,7 +844,7 @@ static void on_read_eof(rill_stream *s, int status, const char *data, size_t len
    on that EOF instead of reading a closed socket. */
 static void test_eof_before_start(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls *stls;
     rill_loop *loop;
     peer srv;
@@ -889,7 +875,7 @@ static void test_eof_before_start(void)
 static void test_hs_send_errors(void)
 {
     static const int errs[] = { EIO, ECONNRESET, EPIPE };
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     size_t i;
 
 #ifndef HAVE_MSG_NOSIGNAL
@@ -921,7 +907,7 @@ static void test_hs_send_errors(void)
    A reset while waiting for the ServerHello: ECONNRESET. */
 static void test_hs_transient_errors(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     hs_run r;
 
 #ifndef HAVE_MSG_NOSIGNAL
@@ -986,7 +972,7 @@ static void verify_fails(const test_certs *c, const char *cert, const char *host
 
 static void test_verify_more_failures(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     const extra_certs *x;
 
     if (c == NULL || (x = extra_or_fail(c)) == NULL)
@@ -1020,7 +1006,7 @@ static void verify_ok(rill_tls *ctls, const char *host, rill_tls *stls, int time
 
 static void test_verify_more_successes(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     const extra_certs *x;
 
     if (c == NULL || (x = extra_or_fail(c)) == NULL)
@@ -1052,7 +1038,7 @@ static void resume_to(rill_tls *ctls, rill_tls *stls, WOLFSSL_SESSION *sess, con
 
 static void test_resumed_address_check(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls *ctls, *stls;
     WOLFSSL_SESSION *sess = NULL;
     hs_run r;
@@ -1090,7 +1076,7 @@ static void test_resumed_address_check(void)
 /* A server that requires client certificates, and a client whose CA it does not know. */
 static void test_client_cert_unknown_ca(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls_opts o;
     rill_tls *ctls, *stls;
     hs_run r;
@@ -1126,7 +1112,7 @@ static int open_session(hs_run *r, const test_certs *c)
 /* A record cannot be sent: the write fails with the socket's error, and so does every later one. */
 static void test_write_errors(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     struct iovec iov[2];
     hs_run r;
     done d;
@@ -1183,7 +1169,7 @@ static void test_write_errors(void)
    the second goes out once the socket takes it again; nothing is lost or doubled. */
 static void test_write_partial_eagain(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     struct iovec iov[2];
     hs_run r;
     done d;
@@ -1230,7 +1216,7 @@ static void test_write_partial_eagain(void)
 /* close_notify meets a full socket: the close waits for writable and still sends it. */
 static void test_close_notify_eagain(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     hs_run r;
     done d;
     got g;
@@ -1268,7 +1254,7 @@ static void test_close_notify_eagain(void)
    caller; the peer sees the connection end without close_notify. */
 static void test_close_notify_fails(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     hs_run r;
     done d;
     got g;
@@ -1305,7 +1291,7 @@ static void test_close_notify_fails(void)
 /* RILL_TRACE: the handshake machine's transitions, one line each, on stderr. */
 static void test_trace(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     FILE *tmp;
     char text[8192];
     size_t n;
@@ -1351,7 +1337,7 @@ static int count_of(const char *text, const char *needle)
 
 static void test_extra_info_errors(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     const extra_certs *x;
     const unsigned char *der = NULL;
     size_t len = 0;

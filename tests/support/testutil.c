@@ -1,6 +1,7 @@
 /* Helpers shared by the suites: suite registration, bounded loop runs, the
    per-test watchdog. */
 #include "testutil.h"
+#include "certs.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -106,4 +107,18 @@ void test_check_live(unsigned long live0, int line)
     if (left != 0)
         fprintf(stderr, "\nline %d: %ld rill allocations left\n", line, left);
     CU_ASSERT_EQUAL(left, 0);
+}
+
+const test_certs *test_certs_or_skip(void)
+{
+    const char *why = NULL;
+    const test_certs *c = test_certs_get(&why);
+    if (c == NULL) {
+        if (!test_have_openssl()) {
+            CU_PASS("skipped: the openssl command is not installed");
+        } else {
+            CU_FAIL(why != NULL ? why : "certificate generation failed");
+        }
+    }
+    return c;
 }

@@ -30,6 +30,10 @@ rill_loop *test_loop_try_new(int backend);
    A select-only build (configure --without-poll) has neither poll nor epoll, and
    no poll() flavour of embedding either. */
 int test_have_backend(int backend);
+/* The TLS test certificates (support/certs.h); NULL after the calling test
+   passed as skipped (no openssl command) or failed (they could not be made). */
+struct test_certs;
+const struct test_certs *test_certs_or_skip(void);
 /* Monotonic ms, for generous bounds. */
 uint64_t test_now_ms(void);
 
