@@ -1391,33 +1391,7 @@ static int emfile_connect_child(void)
 
 static void test_emfile_on_connect(void)
 {
-    pid_t pid;
-    int st = 0, waited = 0;
-    uint64_t end;
-
-    fflush(NULL);
-    pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0) {
-        alarm(20);
-        _exit(emfile_connect_child());
-    }
-    end = test_now_ms() + 30000;
-    while (test_now_ms() < end) {
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            waited = 1;
-            break;
-        }
-        usleep(5000);
-    }
-    if (!waited) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &st, 0);
-    }
-    CU_ASSERT_TRUE(waited);
-    if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
-        fprintf(stderr, "\nemfile connect child failed at step %d\n", WEXITSTATUS(st));
-    CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    test_in_child("emfile connect", emfile_connect_child, 15000);
 }
 
 /* ---------------------------------------------------------------- suite */

@@ -65,40 +65,6 @@ static int connect_to(int port, int nonblock)
     return fd;
 }
 
-/* Waits for a child at most ms, then kills it by its PID; returns its exit code or -1. */
-static int reap(pid_t pid, int ms)
-{
-    uint64_t end = test_now_ms() + (uint64_t)ms;
-    int st = 0;
-    while (test_now_ms() < end) {
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        usleep(5000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return -1;
-}
-
-/* Runs fn in a child bounded by ms; asserts it returned 0 (else prints its step). */
-static void in_child(const char *name, int (*fn)(void), int ms)
-{
-    pid_t pid;
-    int rc;
-
-    fflush(NULL);
-    pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0) {
-        alarm((unsigned)(ms / 1000 + 5));   /* the inherited watchdog ends a stuck child */
-        _exit(fn());
-    }
-    rc = reap(pid, ms + 10000);
-    if (rc != 0)
-        fprintf(stderr, "\n%s: child failed at step %d\n", name, rc);
-    CU_ASSERT_EQUAL(rc, 0);
-}
-
 /* ========================================================== line echo child */
 
 /* A rill line-echo server in a child: it writes its port to port_wr, serves
@@ -330,7 +296,7 @@ static void test_slowloris(void)
     }
     free(slow);
     close(ctl);
-    CU_ASSERT_EQUAL(reap(pid, 10000), 0);
+    CU_ASSERT_EQUAL(test_reap(pid, 10000), 0);
     if (saved.rlim_cur > 0)
         setrlimit(RLIMIT_NOFILE, &saved);   /* the suites after this one get the usual limit */
 }
@@ -511,7 +477,7 @@ static int never_reads_child(void)
 
 static void test_never_reads(void)
 {
-    in_child("never reads", never_reads_child, 70000);
+    test_in_child("never reads", never_reads_child, 70000);
 }
 
 /* ================================================ an endless line, no newline */

@@ -1263,35 +1263,7 @@ static int emfile_child(void)
 
 static void test_emfile_pauses_accepting(void)
 {
-    pid_t pid;
-    int st = 0, waited = 0;
-    uint64_t end;
-
-    fflush(NULL);
-    pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0) {
-        alarm(30);   /* the inherited watchdog handler ends a stuck child */
-        _exit(emfile_child());
-    }
-    end = test_now_ms() + 40000;
-    while (test_now_ms() < end) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            waited = 1;
-            break;
-        }
-        usleep(10000);
-    }
-    if (!waited) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &st, 0);
-    }
-    CU_ASSERT_TRUE(waited);
-    CU_ASSERT_TRUE(WIFEXITED(st));
-    if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
-        fprintf(stderr, "\nemfile child failed at step %d\n", WEXITSTATUS(st));
-    CU_ASSERT_EQUAL(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+    test_in_child("emfile", emfile_child, 25000);
 }
 
 /* ------------------------------------------------------------ Unix files */

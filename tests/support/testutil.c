@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 int test_add_suite(const char *name, const test_case *cases)
 {
@@ -121,4 +122,36 @@ const test_certs *test_certs_or_skip(void)
         }
     }
     return c;
+}
+
+int test_reap(pid_t pid, int ms)
+{
+    uint64_t end = test_now_ms() + (uint64_t)ms;
+    int st = 0;
+    while (test_now_ms() < end) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        usleep(5000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+void test_in_child(const char *name, int (*fn)(void), int ms)
+{
+    pid_t pid;
+    int rc;
+
+    fflush(NULL);
+    pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        alarm((unsigned)(ms / 1000 + 5));
+        _exit(fn());
+    }
+    rc = test_reap(pid, ms + 10000);
+    if (rc != 0)
+        fprintf(stderr, "\n%s: child failed at step %d\n", name, rc);
+    CU_ASSERT_EQUAL(rc, 0);
 }

@@ -5,6 +5,8 @@
 #include <CUnit/CUnit.h>
 #include "rill.h"
 
+#include <sys/types.h>
+
 /* Every suite file defines one registration function, listed in run_tests.c. */
 typedef int (*test_register_fn)(void);
 
@@ -30,6 +32,13 @@ rill_loop *test_loop_try_new(int backend);
    A select-only build (configure --without-poll) has neither poll nor epoll, and
    no poll() flavour of embedding either. */
 int test_have_backend(int backend);
+/* Waits for a child at most ms, then kills it by its PID; its exit code, or -1
+   when it was killed or did not end. */
+int test_reap(pid_t pid, int ms);
+/* Runs fn in a child (alarmed after ms, so the inherited watchdog ends a stuck
+   one) and asserts it returned 0; else prints name and the step it returned. */
+void test_in_child(const char *name, int (*fn)(void), int ms);
+
 /* The TLS test certificates (support/certs.h); NULL after the calling test
    passed as skipped (no openssl command) or failed (they could not be made). */
 struct test_certs;
