@@ -2,6 +2,7 @@
    Usage: run_tests [SUITE ...]   (no argument: all suites)
    RILL_TEST_BACKEND=select runs the loop-driven suites on the select backend. */
 #include "support/testutil.h"
+#include "support/streams.h"
 #include "rill_private.h"
 
 #include <signal.h>
@@ -75,6 +76,7 @@ static void test_start(const CU_pTest t, const CU_pSuite s)
 {
     (void)s;
     current_test = t->pName;
+    test_sync_reset();
     alarm(60);
 }
 

@@ -2,6 +2,7 @@
    closing from inside every kind of callback), extra info, and adopting a
    socket with rill_connect_sock. */
 #include "support/testutil.h"
+#include "support/streams.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -21,72 +22,14 @@
 
 /* ------------------------------------------------------------ recording */
 
-/* Set around every call that starts an operation: a callback that sees it set
-   was called synchronously, which the callback contract forbids. */
-static int in_call;
-static int call_rc;
-#define CALL(expr) (in_call = 1, call_rc = (expr), in_call = 0, call_rc)
-#define CALLV(expr) do { in_call = 1; expr; in_call = 0; } while (0)
-
-#define RUN_UNTIL(loop, cond, ms) do {                                  \
-        uint64_t end_ = test_now_ms() + (uint64_t)(ms);                 \
-        while (!(cond) && test_now_ms() < end_)                         \
-            rill_loop_run_once((loop), 10);                             \
-    } while (0)
-
 enum { EV_READ = 1, EV_DRAIN, EV_CLOSE, EV_WAITC };
-#define TAG(kind, i) ((void *)(intptr_t)((kind) * 100 + (i)))
-
-typedef struct {
-    int kind, tag, status;
-} event;
-
-static struct {
-    event e[64];
-    int n;
-} lg;
-
-static void log_reset(void) { memset(&lg, 0, sizeof lg); }
-
-static void log_add(int kind, int tag, int status)
-{
-    if (lg.n < (int)(sizeof lg.e / sizeof lg.e[0])) {
-        lg.e[lg.n].kind = kind;
-        lg.e[lg.n].tag = tag;
-        lg.e[lg.n].status = status;
-        lg.n++;
-    }
-}
-
-static int log_count(int kind)
-{
-    int i, c = 0;
-    for (i = 0; i < lg.n; i++)
-        c += lg.e[i].kind == kind;
-    return c;
-}
-
-static int log_index(int kind, int tag)
-{
-    int i;
-    for (i = 0; i < lg.n; i++)
-        if (lg.e[i].kind == kind && lg.e[i].tag == tag)
-            return i;
-    return -1;
-}
-
-static int log_status(int kind, int tag)
-{
-    int i = log_index(kind, tag);
-    return i < 0 ? 1 : lg.e[i].status;   /* 1: never called (no callback gives 1) */
-}
 
 static void done_cb(rill_stream *s, int status, void *ud)
 {
     int k = (int)(intptr_t)ud;
-    CU_ASSERT_FALSE(in_call);
+    TEST_ASSERT_NOT_SYNC();
     CU_ASSERT_PTR_NOT_NULL(s);
-    log_add(k / 100, k % 100, status);
+    test_log_add(k / 100, k % 100, status, 0);
 }
 
 static void read_cb(rill_stream *s, int status, const char *data, size_t len, void *ud)
@@ -94,125 +37,8 @@ static void read_cb(rill_stream *s, int status, const char *data, size_t len, vo
     (void)s;
     (void)data;
     (void)len;
-    CU_ASSERT_FALSE(in_call);
-    log_add(EV_READ, (int)(intptr_t)ud % 100, status);
-}
-
-/* ------------------------------------------------------------ descriptors */
-
-static void nonblock(int fd)
-{
-    CU_ASSERT_EQUAL(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
-}
-
-static void set_buf(int fd, int opt, int bytes)
-{
-    CU_ASSERT_EQUAL(setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes), 0);
-}
-
-static void unix_pair(int sv[2], int sndbuf)
-{
-    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    nonblock(sv[1]);
-    if (sndbuf > 0)
-        set_buf(sv[0], SO_SNDBUF, sndbuf);
-}
-
-typedef struct {
-    rill_stream *s;
-    int status, calls;
-} adopted;
-
-static void adopt_cb(rill_stream *s, int status, void *ud)
-{
-    adopted *a = ud;
-    CU_ASSERT_FALSE(in_call);
-    a->s = s;
-    a->status = status;
-    a->calls++;
-}
-
-static rill_stream *adopt(rill_loop *loop, int fd)
-{
-    adopted a;
-    memset(&a, 0, sizeof a);
-    CU_ASSERT_EQUAL_FATAL(CALL(rill_connect_sock(loop, fd, NULL, adopt_cb, &a, NULL)), 0);
-    RUN_UNTIL(loop, a.calls > 0, 2000);
-    CU_ASSERT_EQUAL_FATAL(a.calls, 1);
-    CU_ASSERT_EQUAL_FATAL(a.status, 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a.s);
-    return a.s;
-}
-
-/* The peer: reads whatever is there (a watch), or a few bytes per timer tick. */
-typedef struct {
-    rill_loop *loop;
-    int fd;
-    rill_watch *w;
-    rill_timer *t;
-    size_t chunk;
-    size_t total;
-    int eof, err;
-} sink;
-
-static void sink_take(sink *k, size_t chunk, int calls)
-{
-    char buf[65536];
-    while (calls-- > 0 && !k->eof && !k->err) {
-        ssize_t n = read(k->fd, buf, chunk < sizeof buf ? chunk : sizeof buf);
-        if (n > 0)
-            k->total += (size_t)n;
-        else if (n == 0)
-            k->eof = 1;
-        else if (errno != EINTR) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                k->err = -errno;
-            break;
-        }
-    }
-}
-
-static void sink_watch_cb(rill_watch *w, int revents, void *ud)
-{
-    sink *k = ud;
-    (void)revents;
-    sink_take(k, 65536, 16);
-    if (k->eof || k->err) {
-        rill_watch_stop(w);
-        k->w = NULL;
-    }
-}
-
-static void sink_tick(void *ud)
-{
-    sink *k = ud;
-    k->t = NULL;
-    sink_take(k, k->chunk, 1);
-    if (!k->eof && !k->err)
-        k->t = rill_call_later(k->loop, 1, sink_tick, k);
-}
-
-static void sink_start(sink *k, rill_loop *loop, int fd, size_t paced_chunk)
-{
-    memset(k, 0, sizeof *k);
-    k->loop = loop;
-    k->fd = fd;
-    k->chunk = paced_chunk;
-    if (paced_chunk > 0)
-        k->t = rill_call_later(loop, 1, sink_tick, k);
-    else
-        k->w = rill_watch_fd(loop, fd, RILL_READABLE, sink_watch_cb, k);
-    CU_ASSERT(k->t != NULL || k->w != NULL);
-}
-
-static void sink_stop(sink *k)
-{
-    if (k->w != NULL)
-        rill_watch_stop(k->w);
-    if (k->t != NULL)
-        rill_timer_cancel(k->t);
-    k->w = NULL;
-    k->t = NULL;
+    TEST_ASSERT_NOT_SYNC();
+    test_log_add(EV_READ, (int)(intptr_t)ud % 100, status, 0);
 }
 
 static char big[1u << 20];
@@ -227,26 +53,26 @@ static void test_close_flushes_then_eof(void)
     const size_t N = 512 * 1024;
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
-    unix_pair(sv, 4096);
-    s = adopt(loop, sv[0]);
-    log_reset();
+    test_unix_pair(SOCK_STREAM, sv, 4096);
+    s = test_adopt(loop, sv[0], NULL);
+    test_log_reset();
     CU_ASSERT_EQUAL(rill_write(s, big, N, NULL, NULL), 0);
     CU_ASSERT(rill_get_write_buffer_size(s) > 0);
     CU_ASSERT_EQUAL(rill_is_closing(s), 0);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, TAG(EV_CLOSE, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 1))), 0);
     CU_ASSERT_EQUAL(rill_is_closing(s), 1);
-    CU_ASSERT_EQUAL(lg.n, 0);
-    sink_start(&k, loop, sv[1], 8192);
-    RUN_UNTIL(loop, k.eof && log_count(EV_CLOSE) == 1, 10000);
+    CU_ASSERT_EQUAL(test_log.n, 0);
+    test_sink_start(&k, loop, sv[1], 8192);
+    TEST_RUN_UNTIL(loop, k.eof && test_log_count(EV_CLOSE) == 1, 10000);
     CU_ASSERT_EQUAL(k.err, 0);
     CU_ASSERT_EQUAL(k.total, N);
     CU_ASSERT_EQUAL(k.eof, 1);
-    CU_ASSERT_EQUAL(log_status(EV_CLOSE, 1), 0);
-    sink_stop(&k);
+    CU_ASSERT_EQUAL(test_log_status(EV_CLOSE, 1), 0);
+    test_sink_stop(&k);
     test_loop_finish(loop);
-    CU_ASSERT_EQUAL(lg.n, 1);
+    CU_ASSERT_EQUAL(test_log.n, 1);
     close(sv[1]);
 }
 
@@ -259,7 +85,7 @@ static void close_cb_adds_waiter(rill_stream *s, int status, void *ud)
 {
     done_cb(s, status, ud);
     CU_ASSERT_EQUAL(rill_is_closing(s), 1);   /* still valid inside its last callbacks */
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, TAG(EV_WAITC, 9))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, done_cb, TEST_TAG(EV_WAITC, 9))), 0);
 }
 
 static void test_close_order_and_waiters(void)
@@ -268,33 +94,33 @@ static void test_close_order_and_waiters(void)
     int sv[2], i;
     rill_stream *s;
 
-    unix_pair(sv, 0);
-    s = wc_stream = adopt(loop, sv[0]);
-    log_reset();
-    CU_ASSERT_EQUAL(CALL(rill_readline(s, read_cb, TAG(EV_READ, 1))), 0);
+    test_unix_pair(SOCK_STREAM, sv, 0);
+    s = wc_stream = test_adopt(loop, sv[0], NULL);
+    test_log_reset();
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, read_cb, TEST_TAG(EV_READ, 1))), 0);
     for (i = 1; i <= 3; i++)
-        CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, TAG(EV_WAITC, i))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, NULL, NULL)), RILL_EINVAL);
-    RUN_UNTIL(loop, 0, 20);
-    CU_ASSERT_EQUAL(lg.n, 0);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, close_cb_adds_waiter, TAG(EV_CLOSE, 1))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, TAG(EV_CLOSE, 2))), 0);   /* a second closer */
-    CU_ASSERT_EQUAL(lg.n, 0);
-    RUN_UNTIL(loop, log_count(EV_WAITC) == 4, 3000);
-    CU_ASSERT_EQUAL(lg.n, 7);
-    CU_ASSERT_EQUAL(log_index(EV_READ, 1), 0);
-    CU_ASSERT_EQUAL(log_status(EV_READ, 1), RILL_ECANCELED);
-    CU_ASSERT_EQUAL(log_index(EV_CLOSE, 1), 1);
-    CU_ASSERT_EQUAL(log_index(EV_CLOSE, 2), 2);
-    CU_ASSERT_EQUAL(log_status(EV_CLOSE, 1), 0);
-    CU_ASSERT_EQUAL(log_status(EV_CLOSE, 2), 0);
+        CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, done_cb, TEST_TAG(EV_WAITC, i))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, NULL, NULL)), RILL_EINVAL);
+    TEST_RUN_UNTIL(loop, 0, 20);
+    CU_ASSERT_EQUAL(test_log.n, 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, close_cb_adds_waiter, TEST_TAG(EV_CLOSE, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 2))), 0);   /* a second closer */
+    CU_ASSERT_EQUAL(test_log.n, 0);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_WAITC) == 4, 3000);
+    CU_ASSERT_EQUAL(test_log.n, 7);
+    CU_ASSERT_EQUAL(test_log_index(EV_READ, 1), 0);
+    CU_ASSERT_EQUAL(test_log_status(EV_READ, 1), RILL_ECANCELED);
+    CU_ASSERT_EQUAL(test_log_index(EV_CLOSE, 1), 1);
+    CU_ASSERT_EQUAL(test_log_index(EV_CLOSE, 2), 2);
+    CU_ASSERT_EQUAL(test_log_status(EV_CLOSE, 1), 0);
+    CU_ASSERT_EQUAL(test_log_status(EV_CLOSE, 2), 0);
     for (i = 1; i <= 3; i++) {
-        CU_ASSERT_EQUAL(log_index(EV_WAITC, i), 2 + i);
-        CU_ASSERT_EQUAL(log_status(EV_WAITC, i), 0);
+        CU_ASSERT_EQUAL(test_log_index(EV_WAITC, i), 2 + i);
+        CU_ASSERT_EQUAL(test_log_status(EV_WAITC, i), 0);
     }
-    CU_ASSERT_EQUAL(log_status(EV_WAITC, 9), 0);
+    CU_ASSERT_EQUAL(test_log_status(EV_WAITC, 9), 0);
     test_loop_finish(loop);
-    CU_ASSERT_EQUAL(lg.n, 7);
+    CU_ASSERT_EQUAL(test_log.n, 7);
     close(sv[1]);
 }
 
@@ -307,22 +133,22 @@ static void test_close_with_unread_data(void)
     rill_stream *s;
     ssize_t n;
 
-    unix_pair(sv, 0);
-    s = adopt(loop, sv[0]);
-    log_reset();
+    test_unix_pair(SOCK_STREAM, sv, 0);
+    s = test_adopt(loop, sv[0], NULL);
+    test_log_reset();
     n = write(sv[1], big, 4096);
     CU_ASSERT_EQUAL(n, 4096);
-    RUN_UNTIL(loop, 0, 30);   /* read into rill's buffer, no read asked */
+    TEST_RUN_UNTIL(loop, 0, 30);   /* read into rill's buffer, no read asked */
     CU_ASSERT_EQUAL(rill_pause_reading(s), 0);
     n = write(sv[1], big, 4096);
     CU_ASSERT_EQUAL(n, 4096);
-    RUN_UNTIL(loop, 0, 30);   /* left in the socket */
+    TEST_RUN_UNTIL(loop, 0, 30);   /* left in the socket */
     CU_ASSERT_EQUAL(rill_at_eof(s), 0);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, TAG(EV_WAITC, 1))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, TAG(EV_CLOSE, 1))), 0);
-    RUN_UNTIL(loop, log_count(EV_WAITC) == 1, 3000);
-    CU_ASSERT_EQUAL(log_status(EV_CLOSE, 1), 0);
-    CU_ASSERT_EQUAL(log_status(EV_WAITC, 1), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, done_cb, TEST_TAG(EV_WAITC, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 1))), 0);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_WAITC) == 1, 3000);
+    CU_ASSERT_EQUAL(test_log_status(EV_CLOSE, 1), 0);
+    CU_ASSERT_EQUAL(test_log_status(EV_WAITC, 1), 0);
     test_loop_finish(loop);
     close(sv[1]);
 }
@@ -335,23 +161,23 @@ static void test_close_graceful_drains_get_zero(void)
     const size_t N = 512 * 1024;
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
-    unix_pair(sv, 4096);
-    s = adopt(loop, sv[0]);
-    log_reset();
+    test_unix_pair(SOCK_STREAM, sv, 4096);
+    s = test_adopt(loop, sv[0], NULL);
+    test_log_reset();
     CU_ASSERT_EQUAL(rill_write(s, big, N, NULL, NULL), 0);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 1))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_write(s, "x", 1, done_cb, TAG(EV_DRAIN, 2))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, TAG(EV_CLOSE, 1))), 0);
-    sink_start(&k, loop, sv[1], 16384);
-    RUN_UNTIL(loop, log_count(EV_CLOSE) == 1 && k.eof, 10000);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, "x", 1, done_cb, TEST_TAG(EV_DRAIN, 2))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 1))), 0);
+    test_sink_start(&k, loop, sv[1], 16384);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_CLOSE) == 1 && k.eof, 10000);
     CU_ASSERT_EQUAL(k.total, N + 1);
-    CU_ASSERT_EQUAL(log_status(EV_DRAIN, 1), 0);
-    CU_ASSERT_EQUAL(log_status(EV_DRAIN, 2), 0);
-    CU_ASSERT_EQUAL(log_status(EV_CLOSE, 1), 0);
-    CU_ASSERT(log_index(EV_DRAIN, 2) >= 0 && log_index(EV_DRAIN, 2) < log_index(EV_CLOSE, 1));
-    sink_stop(&k);
+    CU_ASSERT_EQUAL(test_log_status(EV_DRAIN, 1), 0);
+    CU_ASSERT_EQUAL(test_log_status(EV_DRAIN, 2), 0);
+    CU_ASSERT_EQUAL(test_log_status(EV_CLOSE, 1), 0);
+    CU_ASSERT(test_log_index(EV_DRAIN, 2) >= 0 && test_log_index(EV_DRAIN, 2) < test_log_index(EV_CLOSE, 1));
+    test_sink_stop(&k);
     test_loop_finish(loop);
     close(sv[1]);
 }
@@ -366,49 +192,49 @@ static void test_abort_drops_and_orders(void)
     size_t buffered;
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
-    unix_pair(sv, 4096);
-    s = adopt(loop, sv[0]);
-    log_reset();
-    CU_ASSERT_EQUAL(CALL(rill_read(s, 10, read_cb, TAG(EV_READ, 1))), 0);
+    test_unix_pair(SOCK_STREAM, sv, 4096);
+    s = test_adopt(loop, sv[0], NULL);
+    test_log_reset();
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 10, read_cb, TEST_TAG(EV_READ, 1))), 0);
     CU_ASSERT_EQUAL(rill_write(s, big, N, NULL, NULL), 0);
     buffered = rill_get_write_buffer_size(s);
     CU_ASSERT(buffered > HIGH);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 1))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 2))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, TAG(EV_WAITC, 1))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, TAG(EV_WAITC, 2))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, TAG(EV_CLOSE, 1))), 0);   /* graceful, stuck */
-    RUN_UNTIL(loop, 0, 30);
-    CU_ASSERT_EQUAL(log_count(EV_CLOSE), 0);
-    CU_ASSERT_EQUAL(log_count(EV_READ), 1);   /* the close already cancelled the read */
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 2))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, done_cb, TEST_TAG(EV_WAITC, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, done_cb, TEST_TAG(EV_WAITC, 2))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 1))), 0);   /* graceful, stuck */
+    TEST_RUN_UNTIL(loop, 0, 30);
+    CU_ASSERT_EQUAL(test_log_count(EV_CLOSE), 0);
+    CU_ASSERT_EQUAL(test_log_count(EV_READ), 1);   /* the close already cancelled the read */
     buffered = rill_get_write_buffer_size(s);
-    CALLV(rill_abort(s));
-    CU_ASSERT_EQUAL(log_count(EV_DRAIN), 0);
+    TEST_CALLV(rill_abort(s));
+    CU_ASSERT_EQUAL(test_log_count(EV_DRAIN), 0);
     CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), 0);
-    RUN_UNTIL(loop, log_count(EV_WAITC) == 2, 3000);
-    CU_ASSERT_EQUAL(lg.n, 6);
-    CU_ASSERT_EQUAL(log_index(EV_READ, 1), 0);
-    CU_ASSERT_EQUAL(log_status(EV_READ, 1), RILL_ECANCELED);
-    CU_ASSERT_EQUAL(log_index(EV_DRAIN, 1), 1);
-    CU_ASSERT_EQUAL(log_index(EV_DRAIN, 2), 2);
-    CU_ASSERT_EQUAL(log_index(EV_CLOSE, 1), 3);
-    CU_ASSERT_EQUAL(log_index(EV_WAITC, 1), 4);
-    CU_ASSERT_EQUAL(log_index(EV_WAITC, 2), 5);
-    CU_ASSERT_EQUAL(log_status(EV_DRAIN, 1), RILL_ECANCELED);
-    CU_ASSERT_EQUAL(log_status(EV_DRAIN, 2), RILL_ECANCELED);
-    CU_ASSERT_EQUAL(log_status(EV_CLOSE, 1), RILL_ECANCELED);
-    CU_ASSERT_EQUAL(log_status(EV_WAITC, 1), 0);
-    CU_ASSERT_EQUAL(log_status(EV_WAITC, 2), 0);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_WAITC) == 2, 3000);
+    CU_ASSERT_EQUAL(test_log.n, 6);
+    CU_ASSERT_EQUAL(test_log_index(EV_READ, 1), 0);
+    CU_ASSERT_EQUAL(test_log_status(EV_READ, 1), RILL_ECANCELED);
+    CU_ASSERT_EQUAL(test_log_index(EV_DRAIN, 1), 1);
+    CU_ASSERT_EQUAL(test_log_index(EV_DRAIN, 2), 2);
+    CU_ASSERT_EQUAL(test_log_index(EV_CLOSE, 1), 3);
+    CU_ASSERT_EQUAL(test_log_index(EV_WAITC, 1), 4);
+    CU_ASSERT_EQUAL(test_log_index(EV_WAITC, 2), 5);
+    CU_ASSERT_EQUAL(test_log_status(EV_DRAIN, 1), RILL_ECANCELED);
+    CU_ASSERT_EQUAL(test_log_status(EV_DRAIN, 2), RILL_ECANCELED);
+    CU_ASSERT_EQUAL(test_log_status(EV_CLOSE, 1), RILL_ECANCELED);
+    CU_ASSERT_EQUAL(test_log_status(EV_WAITC, 1), 0);
+    CU_ASSERT_EQUAL(test_log_status(EV_WAITC, 2), 0);
 
-    sink_start(&k, loop, sv[1], 0);
-    RUN_UNTIL(loop, k.eof || k.err, 3000);
+    test_sink_start(&k, loop, sv[1], 0);
+    TEST_RUN_UNTIL(loop, k.eof || k.err, 3000);
     CU_ASSERT_EQUAL(k.eof, 1);
     CU_ASSERT_EQUAL(k.total, N - buffered);   /* exactly what the socket had taken */
-    sink_stop(&k);
+    test_sink_stop(&k);
     test_loop_finish(loop);
-    CU_ASSERT_EQUAL(lg.n, 6);
+    CU_ASSERT_EQUAL(test_log.n, 6);
     close(sv[1]);
 }
 
@@ -422,30 +248,30 @@ static void test_close_timeout(void)
     int sv[2];
     rill_stream *s;
 
-    unix_pair(sv, 4096);
-    s = adopt(loop, sv[0]);
-    log_reset();
+    test_unix_pair(SOCK_STREAM, sv, 4096);
+    s = test_adopt(loop, sv[0], NULL);
+    test_log_reset();
     CU_ASSERT_EQUAL(rill_write(s, big, sizeof big, NULL, NULL), 0);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 1))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 2))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, TAG(EV_WAITC, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 2))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, done_cb, TEST_TAG(EV_WAITC, 1))), 0);
     CU_ASSERT_EQUAL(rill_set_close_timeout(NULL, 100), RILL_EINVAL);
     CU_ASSERT_EQUAL(rill_set_close_timeout(s, 100), 0);
     t0 = test_now_ms();
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, TAG(EV_CLOSE, 1))), 0);
-    while (log_count(EV_CLOSE) == 0 && test_now_ms() - t0 < 3000)
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 1))), 0);
+    while (test_log_count(EV_CLOSE) == 0 && test_now_ms() - t0 < 3000)
         rill_loop_run_once(loop, 10);
     elapsed = test_now_ms() - t0;
     CU_ASSERT(elapsed >= 100);
     CU_ASSERT(elapsed < 2000);
-    CU_ASSERT_EQUAL(log_status(EV_CLOSE, 1), RILL_ETIMEDOUT);
-    CU_ASSERT_EQUAL(log_status(EV_DRAIN, 1), RILL_ECANCELED);
-    CU_ASSERT_EQUAL(log_status(EV_DRAIN, 2), RILL_ECANCELED);
-    CU_ASSERT_EQUAL(log_index(EV_DRAIN, 2), 1);
-    CU_ASSERT_EQUAL(log_index(EV_CLOSE, 1), 2);
-    RUN_UNTIL(loop, log_count(EV_WAITC) == 1, 1000);
-    CU_ASSERT_EQUAL(log_status(EV_WAITC, 1), 0);
-    CU_ASSERT_EQUAL(log_index(EV_WAITC, 1), 3);
+    CU_ASSERT_EQUAL(test_log_status(EV_CLOSE, 1), RILL_ETIMEDOUT);
+    CU_ASSERT_EQUAL(test_log_status(EV_DRAIN, 1), RILL_ECANCELED);
+    CU_ASSERT_EQUAL(test_log_status(EV_DRAIN, 2), RILL_ECANCELED);
+    CU_ASSERT_EQUAL(test_log_index(EV_DRAIN, 2), 1);
+    CU_ASSERT_EQUAL(test_log_index(EV_CLOSE, 1), 2);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_WAITC) == 1, 1000);
+    CU_ASSERT_EQUAL(test_log_status(EV_WAITC, 1), 0);
+    CU_ASSERT_EQUAL(test_log_index(EV_WAITC, 1), 3);
     test_loop_finish(loop);
     close(sv[1]);
 }
@@ -458,18 +284,18 @@ static void test_close_timeout_set_while_closing(void)
     int sv[2];
     rill_stream *s;
 
-    unix_pair(sv, 4096);
-    s = adopt(loop, sv[0]);
-    log_reset();
+    test_unix_pair(SOCK_STREAM, sv, 4096);
+    s = test_adopt(loop, sv[0], NULL);
+    test_log_reset();
     CU_ASSERT_EQUAL(rill_write(s, big, sizeof big, NULL, NULL), 0);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, TAG(EV_CLOSE, 1))), 0);
-    RUN_UNTIL(loop, 0, 30);
-    CU_ASSERT_EQUAL(lg.n, 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 1))), 0);
+    TEST_RUN_UNTIL(loop, 0, 30);
+    CU_ASSERT_EQUAL(test_log.n, 0);
     t0 = test_now_ms();
     CU_ASSERT_EQUAL(rill_set_close_timeout(s, 50), 0);
-    RUN_UNTIL(loop, log_count(EV_CLOSE) == 1, 3000);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_CLOSE) == 1, 3000);
     CU_ASSERT(test_now_ms() - t0 >= 50);
-    CU_ASSERT_EQUAL(log_status(EV_CLOSE, 1), RILL_ETIMEDOUT);
+    CU_ASSERT_EQUAL(test_log_status(EV_CLOSE, 1), RILL_ETIMEDOUT);
     test_loop_finish(loop);
     close(sv[1]);
 }
@@ -480,20 +306,20 @@ static void test_close_timeout_not_reached(void)
     rill_loop *loop = test_loop_new(0);
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
-    unix_pair(sv, 4096);
-    s = adopt(loop, sv[0]);
-    log_reset();
+    test_unix_pair(SOCK_STREAM, sv, 4096);
+    s = test_adopt(loop, sv[0], NULL);
+    test_log_reset();
     CU_ASSERT_EQUAL(rill_set_close_timeout(s, 5000), 0);
     CU_ASSERT_EQUAL(rill_write(s, big, 256 * 1024, NULL, NULL), 0);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, TAG(EV_CLOSE, 1))), 0);
-    sink_start(&k, loop, sv[1], 0);
-    RUN_UNTIL(loop, log_count(EV_CLOSE) == 1 && k.eof, 3000);
-    CU_ASSERT_EQUAL(log_status(EV_CLOSE, 1), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 1))), 0);
+    test_sink_start(&k, loop, sv[1], 0);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_CLOSE) == 1 && k.eof, 3000);
+    CU_ASSERT_EQUAL(test_log_status(EV_CLOSE, 1), 0);
     CU_ASSERT_EQUAL(k.total, 256 * 1024);
-    sink_stop(&k);
-    RUN_UNTIL(loop, !rill_loop_alive(loop), 1000);
+    test_sink_stop(&k);
+    TEST_RUN_UNTIL(loop, !rill_loop_alive(loop), 1000);
     CU_ASSERT_EQUAL(rill_loop_alive(loop), 0);   /* the stream and its timer are gone */
     test_loop_finish(loop);
     close(sv[1]);
@@ -514,9 +340,9 @@ static void re_act(rill_stream *s)
 {
     re.fired++;
     if (re.what == DO_CLOSE) {
-        CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, TAG(EV_CLOSE, 2))), 0);
+        CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 2))), 0);
     } else {
-        CALLV(rill_abort(s));
+        TEST_CALLV(rill_abort(s));
     }
     /* The handle outlives the call: the callback may still look at it. */
     CU_ASSERT_EQUAL(rill_is_closing(s), 1);
@@ -540,44 +366,44 @@ static void reentrant(int where, int what)
     int sv[2];
     rill_stream *s;
 
-    unix_pair(sv, 0);
-    s = adopt(loop, sv[0]);
-    log_reset();
+    test_unix_pair(SOCK_STREAM, sv, 0);
+    s = test_adopt(loop, sv[0], NULL);
+    test_log_reset();
     memset(&re, 0, sizeof re);
     re.where = where;
     re.what = what;
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, TAG(EV_WAITC, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, done_cb, TEST_TAG(EV_WAITC, 1))), 0);
     switch (where) {
     case IN_READ:
-        CU_ASSERT_EQUAL(CALL(rill_read(s, 100, re_read_cb, TAG(EV_READ, 1))), 0);
+        CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 100, re_read_cb, TEST_TAG(EV_READ, 1))), 0);
         CU_ASSERT_EQUAL(write(sv[1], "hi", 2), 2);
         break;
     case IN_DRAIN:
-        CU_ASSERT_EQUAL(CALL(rill_write(s, "hi", 2, re_done_cb, TAG(EV_DRAIN, 1))), 0);
-        CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 2))), 0);
+        CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, "hi", 2, re_done_cb, TEST_TAG(EV_DRAIN, 1))), 0);
+        CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 2))), 0);
         break;
     case IN_CLOSE:
-        CU_ASSERT_EQUAL(CALL(rill_close(s, re_done_cb, TAG(EV_CLOSE, 1))), 0);
+        CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, re_done_cb, TEST_TAG(EV_CLOSE, 1))), 0);
         break;
     case IN_WAITC:
-        CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, re_done_cb, TAG(EV_WAITC, 2))), 0);
-        CU_ASSERT_EQUAL(CALL(rill_close(s, NULL, NULL)), 0);
+        CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, re_done_cb, TEST_TAG(EV_WAITC, 2))), 0);
+        CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, NULL, NULL)), 0);
         break;
     }
-    RUN_UNTIL(loop, re.fired && log_count(EV_WAITC) >= 1 &&
-                    (what == DO_ABORT || log_count(EV_CLOSE) >= (where == IN_CLOSE ? 2 : 1)), 3000);
+    TEST_RUN_UNTIL(loop, re.fired && test_log_count(EV_WAITC) >= 1 &&
+                    (what == DO_ABORT || test_log_count(EV_CLOSE) >= (where == IN_CLOSE ? 2 : 1)), 3000);
     CU_ASSERT_EQUAL(re.fired, 1);
     if (what == DO_CLOSE) {
-        CU_ASSERT_EQUAL(log_count(EV_CLOSE), where == IN_CLOSE ? 2 : 1);
+        CU_ASSERT_EQUAL(test_log_count(EV_CLOSE), where == IN_CLOSE ? 2 : 1);
     }
     if (where == IN_DRAIN) {   /* a drain released with the first one */
-        CU_ASSERT_EQUAL(log_status(EV_DRAIN, 2), 0);
+        CU_ASSERT_EQUAL(test_log_status(EV_DRAIN, 2), 0);
     }
     test_loop_finish(loop);
     /* Nothing more after the end: every callback exactly once. */
     CU_ASSERT_EQUAL(re.fired, 1);
-    CU_ASSERT_EQUAL(log_count(EV_WAITC), where == IN_WAITC ? 2 : 1);
-    CU_ASSERT(log_count(EV_CLOSE) <= 2);
+    CU_ASSERT_EQUAL(test_log_count(EV_WAITC), where == IN_WAITC ? 2 : 1);
+    CU_ASSERT(test_log_count(EV_CLOSE) <= 2);
     close(sv[1]);
 }
 
@@ -596,7 +422,7 @@ static void test_abort_in_wait_closed_cb(void) { reentrant(IN_WAITC, DO_ABORT); 
 static void lost_close_in_waitc(rill_stream *s, int status, void *ud)
 {
     done_cb(s, status, ud);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, TAG(EV_CLOSE, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 1))), 0);
 }
 
 static void test_lost_then_closed_from_wait_closed(void)
@@ -605,15 +431,15 @@ static void test_lost_then_closed_from_wait_closed(void)
     int sv[2];
     rill_stream *s;
 
-    unix_pair(sv, 4096);
-    s = adopt(loop, sv[0]);
-    log_reset();
+    test_unix_pair(SOCK_STREAM, sv, 4096);
+    s = test_adopt(loop, sv[0], NULL);
+    test_log_reset();
     CU_ASSERT_EQUAL(rill_write(s, big, sizeof big, NULL, NULL), 0);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, lost_close_in_waitc, TAG(EV_WAITC, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, lost_close_in_waitc, TEST_TAG(EV_WAITC, 1))), 0);
     close(sv[1]);
-    RUN_UNTIL(loop, log_count(EV_CLOSE) == 1, 3000);
-    CU_ASSERT(log_status(EV_WAITC, 1) == -EPIPE || log_status(EV_WAITC, 1) == -ECONNRESET);
-    CU_ASSERT_EQUAL(log_count(EV_CLOSE), 1);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_CLOSE) == 1, 3000);
+    CU_ASSERT(test_log_status(EV_WAITC, 1) == -EPIPE || test_log_status(EV_WAITC, 1) == -ECONNRESET);
+    CU_ASSERT_EQUAL(test_log_count(EV_CLOSE), 1);
     test_loop_finish(loop);
 }
 
@@ -661,7 +487,7 @@ static void test_extra_tcp(void)
     p = accept(l, NULL, NULL);
     CU_ASSERT_FATAL(p >= 0);
     close(l);
-    s = adopt(loop, c);
+    s = test_adopt(loop, c, NULL);
 
     CU_ASSERT_EQUAL(getsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, &olen), 0);
     CU_ASSERT(one != 0);
@@ -735,8 +561,8 @@ static void test_extra_unix_path(void)
     CU_ASSERT_FATAL(p >= 0);
     close(l);
     unlink(a.sun_path);
-    cs = adopt(loop, c);
-    ps = adopt(loop, p);
+    cs = test_adopt(loop, c, NULL);
+    ps = test_adopt(loop, p, NULL);
 
     CU_ASSERT_EQUAL(rill_get_extra_info(cs, "peername", buf, sizeof buf), (int)strlen(a.sun_path));
     CU_ASSERT_STRING_EQUAL(buf, a.sun_path);
@@ -842,8 +668,8 @@ static void test_extra_socketpair_and_data(void)
     int sv[2], tag = 7;
     rill_stream *s;
 
-    unix_pair(sv, 0);
-    s = adopt(loop, sv[0]);
+    test_unix_pair(SOCK_STREAM, sv, 0);
+    s = test_adopt(loop, sv[0], NULL);
     snprintf(want, sizeof want, "%d", sv[0]);
     CU_ASSERT_EQUAL(rill_fileno(s), sv[0]);
     CU_ASSERT_EQUAL(rill_get_extra_info(s, "socket", buf, sizeof buf), (int)strlen(want));
@@ -870,7 +696,7 @@ static void test_connect_sock_adopts(void)
 {
     rill_loop *loop = test_loop_new(0);
     rill_connect_opts o;
-    adopted a;
+    test_adopted a;
     char c;
     int sv[2];
 
@@ -879,11 +705,11 @@ static void test_connect_sock_adopts(void)
     memset(&o, 0, sizeof o);
     o.limit = 1000;
     memset(&a, 0, sizeof a);
-    CU_ASSERT_EQUAL(CALL(rill_connect_sock(loop, sv[0], &o, adopt_cb, &a, NULL)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect_sock(loop, sv[0], &o, test_adopt_cb, &a, NULL)), 0);
     CU_ASSERT_EQUAL(a.calls, 0);   /* from the loop, not from the call */
     CU_ASSERT_TRUE(fcntl(sv[0], F_GETFL) & O_NONBLOCK);
     CU_ASSERT_TRUE(fcntl(sv[0], F_GETFD) & FD_CLOEXEC);
-    RUN_UNTIL(loop, a.calls > 0, 2000);
+    TEST_RUN_UNTIL(loop, a.calls > 0, 2000);
     CU_ASSERT_EQUAL_FATAL(a.calls, 1);
     CU_ASSERT_EQUAL(a.status, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a.s);
@@ -901,17 +727,17 @@ static void test_connect_sock_cancel(void)
 {
     rill_loop *loop = test_loop_new(0);
     rill_connect_req *req = NULL;
-    adopted a;
+    test_adopted a;
     char c;
     int sv[2];
 
     CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     memset(&a, 0, sizeof a);
-    CU_ASSERT_EQUAL(CALL(rill_connect_sock(loop, sv[0], NULL, adopt_cb, &a, &req)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect_sock(loop, sv[0], NULL, test_adopt_cb, &a, &req)), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(req);
-    CALLV(rill_connect_cancel(req));
+    TEST_CALLV(rill_connect_cancel(req));
     CU_ASSERT_EQUAL(a.calls, 0);
-    RUN_UNTIL(loop, a.calls > 0, 2000);
+    TEST_RUN_UNTIL(loop, a.calls > 0, 2000);
     CU_ASSERT_EQUAL(a.calls, 1);
     CU_ASSERT_EQUAL(a.status, RILL_ECANCELED);
     CU_ASSERT_PTR_NULL(a.s);
@@ -926,18 +752,18 @@ static void test_connect_sock_refused(void)
 {
     rill_loop *loop = test_loop_new(0);
     rill_connect_opts o;
-    adopted a;
+    test_adopted a;
     int sv[2];
 
     CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     memset(&a, 0, sizeof a);
     memset(&o, 0, sizeof o);
     o.reserved[1] = &a;
-    CU_ASSERT_EQUAL(CALL(rill_connect_sock(loop, sv[0], &o, adopt_cb, &a, NULL)), RILL_EINVAL);
-    CU_ASSERT_EQUAL(CALL(rill_connect_sock(loop, -1, NULL, adopt_cb, &a, NULL)), RILL_EINVAL);
-    CU_ASSERT_EQUAL(CALL(rill_connect_sock(loop, sv[0], NULL, NULL, &a, NULL)), RILL_EINVAL);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect_sock(loop, sv[0], &o, test_adopt_cb, &a, NULL)), RILL_EINVAL);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect_sock(loop, -1, NULL, test_adopt_cb, &a, NULL)), RILL_EINVAL);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect_sock(loop, sv[0], NULL, NULL, &a, NULL)), RILL_EINVAL);
     CU_ASSERT_FALSE(fcntl(sv[0], F_GETFL) & O_NONBLOCK);
-    RUN_UNTIL(loop, 0, 20);
+    TEST_RUN_UNTIL(loop, 0, 20);
     CU_ASSERT_EQUAL(a.calls, 0);
     test_loop_finish(loop);
     close(sv[0]);
@@ -950,7 +776,7 @@ static void test_refused_descriptor_left_alone(void)
 {
     rill_loop *loop = test_loop_new(RILL_BACKEND_SELECT);
     struct rlimit rl, old;
-    adopted a;
+    test_adopted a;
     rill_stream *w = NULL;
     int big, bigp, sv[2], p[2];
 
@@ -970,14 +796,14 @@ static void test_refused_descriptor_left_alone(void)
     bigp = dup2(p[1], FD_SETSIZE + 1);
     CU_ASSERT_FATAL(big == FD_SETSIZE && bigp == FD_SETSIZE + 1);
     memset(&a, 0, sizeof a);
-    CU_ASSERT_EQUAL(CALL(rill_connect_sock(loop, big, NULL, adopt_cb, &a, NULL)), -EMFILE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect_sock(loop, big, NULL, test_adopt_cb, &a, NULL)), -EMFILE);
     CU_ASSERT_EQUAL(rill_connect_write_pipe(loop, bigp, 0, &w), -EMFILE);
     CU_ASSERT_PTR_NULL(w);
     CU_ASSERT_FALSE(fcntl(big, F_GETFL) & O_NONBLOCK);
     CU_ASSERT_FALSE(fcntl(big, F_GETFD) & FD_CLOEXEC);
     CU_ASSERT_FALSE(fcntl(bigp, F_GETFL) & O_NONBLOCK);
     CU_ASSERT_EQUAL(write(big, "k", 1), 1);   /* still open, still the caller's */
-    RUN_UNTIL(loop, 0, 20);
+    TEST_RUN_UNTIL(loop, 0, 20);
     CU_ASSERT_EQUAL(a.calls, 0);
     close(big);
     close(bigp);

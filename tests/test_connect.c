@@ -1,6 +1,7 @@
 /* rill_connect: resolution through a loopback DNS responder, Happy Eyeballs,
    timeouts, cancellation, unix sockets. No query ever reaches the system's DNS. */
 #include "support/testutil.h"
+#include "support/streams.h"
 #include "support/dns_responder.h"
 #include "rill_private.h"
 
@@ -18,7 +19,6 @@ typedef struct {
     int done;
     int status;
     rill_stream *s;
-    int in_start;          /* set around the starting call: a callback seeing it is synchronous */
     int sync_call;
     uint64_t at;
     int on_socket_calls;
@@ -28,7 +28,7 @@ typedef struct {
 static void on_connect(rill_stream *s, int status, void *ud)
 {
     conn_result *r = ud;
-    if (r->in_start)
+    if (test_sync_check())
         r->sync_call = 1;
     r->done++;
     r->status = status;
@@ -151,9 +151,7 @@ static void test_numeric_ipv4_no_dns(void)
     lfd = listen_on(AF_INET, "127.0.0.1", &port, 16);
     CU_ASSERT_FATAL(lfd >= 0);
     memset(&r, 0, sizeof r);
-    r.in_start = 1;
-    CU_ASSERT_EQUAL(rill_connect(loop, "127.0.0.1", port, NULL, on_connect, &r, NULL), 0);
-    r.in_start = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect(loop, "127.0.0.1", port, NULL, on_connect, &r, NULL)), 0);
     CU_ASSERT_EQUAL(r.done, 0);
     CU_ASSERT(test_run_until(loop, &r.done, 5000));
     CU_ASSERT_EQUAL(r.status, 0);
@@ -710,9 +708,7 @@ static void test_unix(void)
     CU_ASSERT_EQUAL_FATAL(bind(lfd, (struct sockaddr *)&un, sizeof un), 0);
     CU_ASSERT_EQUAL_FATAL(listen(lfd, 4), 0);
     memset(&r, 0, sizeof r);
-    r.in_start = 1;
-    CU_ASSERT_EQUAL(rill_connect_unix(loop, path, NULL, on_connect, &r, NULL), 0);
-    r.in_start = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect_unix(loop, path, NULL, on_connect, &r, NULL)), 0);
     CU_ASSERT(test_run_until(loop, &r.done, 5000));
     CU_ASSERT_EQUAL(r.status, 0);
     CU_ASSERT_EQUAL(r.sync_call, 0);

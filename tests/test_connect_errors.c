@@ -5,6 +5,8 @@
    nothing leaks. No test reaches the system's DNS: names go to tests/support/dns_responder.c
    or to the netsim resolver hook. */
 #include "support/testutil.h"
+#include "support/streams.h"
+#include "support/proc.h"
 #include "support/dns_responder.h"
 #include "support/netsim.h"
 #include "rill_private.h"
@@ -12,7 +14,6 @@
 #include "syshooks.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -32,7 +33,7 @@
 /* ---------------------------------------------------------------- helpers */
 
 typedef struct conn {
-    int calls, status, returned, early;
+    int calls, status, early;   /* early: the callback ran inside the call */
     rill_stream *s;
 } conn;
 
@@ -41,24 +42,11 @@ static void on_conn(rill_stream *s, int status, void *ud)
     conn *c = ud;
     c->calls++;
     c->status = status;
-    if (!c->returned)
+    if (test_sync_check())
         c->early = 1;
     c->s = s;
     if (s != NULL)
         rill_abort(s);
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
 }
 
 /* A TCP listener on 127.0.0.1 (never accepting: the kernel completes connects in the backlog). */
@@ -84,8 +72,7 @@ static int connect_run(rill_loop *loop, const char *host, int port, const rill_c
 {
     int rc;
     memset(c, 0, sizeof *c);
-    rc = rill_connect(loop, host, port, o, on_conn, c, NULL);
-    c->returned = 1;
+    rc = TEST_CALL(rill_connect(loop, host, port, o, on_conn, c, NULL));
     if (rc == 0)
         CU_ASSERT_EQUAL(test_run_until(loop, &c->calls, 5000), 1);
     CU_ASSERT_EQUAL(c->early, 0);
@@ -354,7 +341,7 @@ static void test_bind_fails(void)
     rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
     rill_connect_opts o;
     char eb[256];
-    int port, lfd = listener(&port), fds0 = count_fds();
+    int port, lfd = listener(&port), fds0 = test_proc_fds(0);
     conn c;
 
     memset(&o, 0, sizeof o);
@@ -367,7 +354,7 @@ static void test_bind_fails(void)
     CU_ASSERT_EQUAL(c.status, -EADDRINUSE);
     CU_ASSERT_PTR_NULL(c.s);
     CU_ASSERT_NOT_EQUAL(eb[0], '\0');
-    CU_ASSERT_EQUAL(count_fds(), fds0);
+    CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
     test_loop_finish(loop);
     close(lfd);
 }
@@ -381,8 +368,7 @@ static void test_unix_cancel_twice(void)
     conn c;
 
     memset(&c, 0, sizeof c);
-    CU_ASSERT_EQUAL(rill_connect_unix(loop, "/nonexistent/rill.sock", NULL, on_conn, &c, &req), 0);
-    c.returned = 1;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect_unix(loop, "/nonexistent/rill.sock", NULL, on_conn, &c, &req)), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(req);
     rill_connect_cancel(req);
     rill_connect_cancel(req);
@@ -428,7 +414,7 @@ static void test_socket_fallback(void)
     int mode;
 
     for (mode = FALLBACK_OK; mode <= FALLBACK_BADFD; mode++) {
-        int fds0 = count_fds(), port, lfd = listener(&port);
+        int fds0 = test_proc_fds(0), port, lfd = listener(&port);
         rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
         conn c;
 
@@ -446,7 +432,7 @@ static void test_socket_fallback(void)
         CU_ASSERT_EQUAL(c.s != NULL, mode == FALLBACK_OK);
         test_loop_finish(loop);
         close(lfd);
-        CU_ASSERT_EQUAL(count_fds(), fds0);
+        CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
     }
 }
 
@@ -489,8 +475,7 @@ static void test_getsockopt_fails(void)
     o.family = AF_INET;
     o.errbuf = eb;
     o.errbuf_len = sizeof eb;
-    CU_ASSERT_EQUAL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL), 0);
-    c.returned = 1;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL)), 0);
     netsim_run(loop, &c.calls, 10000);
     CU_ASSERT_EQUAL(c.calls, 1);
     CU_ASSERT_EQUAL(c.status, -ENOBUFS);
@@ -527,8 +512,7 @@ static void test_interleave_count(void)
     o.interleave = 2;
     o.happy_eyeballs_delay_ms = 20;
     o.timeout_ms = 500;
-    CU_ASSERT_EQUAL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL), 0);
-    c.returned = 1;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL)), 0);
     netsim_run(loop, &c.calls, 10000);
     CU_ASSERT_EQUAL(c.calls, 1);
     CU_ASSERT_EQUAL(c.status, RILL_ETIMEDOUT);
@@ -669,8 +653,7 @@ static void test_ipv4_fails_before_aaaa(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
     memset(&o, 0, sizeof o);
     memset(&c, 0, sizeof c);
-    CU_ASSERT_EQUAL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL), 0);
-    c.returned = 1;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL)), 0);
     netsim_run(loop, &c.calls, 10000);
     CU_ASSERT_EQUAL(c.calls, 1);
     CU_ASSERT_EQUAL(c.status, 0);
@@ -736,7 +719,7 @@ static void test_select_refuses_high_descriptors(void)
 {
     dns_responder *d;
     rill_loop *loop, *dloop;
-    int port, lfd, fds0 = count_fds();
+    int port, lfd, fds0 = test_proc_fds(0);
     fill *f;
     lookup l;
     conn c;
@@ -777,7 +760,7 @@ static void test_select_refuses_high_descriptors(void)
     test_loop_finish(dloop);
     close(lfd);
     dns_responder_stop(d);
-    CU_ASSERT_EQUAL(count_fds(), fds0);
+    CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
 }
 
 /* ------------------------------------------------------- allocation walks */
@@ -788,7 +771,7 @@ static void test_select_refuses_high_descriptors(void)
 static void walk(const char *servers, const char *host, int port, const int *ok, size_t nok)
 {
     unsigned long k, made, live0 = rill__alloc_live();
-    int fds0 = count_fds(), enomem = 0, success = 0;
+    int fds0 = test_proc_fds(0), enomem = 0, success = 0;
 
     for (k = 1; k < 200; k++) {
         rill_loop *loop = servers != NULL ? dns_loop(servers) : test_loop_new(RILL_BACKEND_AUTO);
@@ -815,7 +798,7 @@ static void walk(const char *servers, const char *host, int port, const int *ok,
         }
         test_loop_finish(loop);
         CU_ASSERT_EQUAL(rill__alloc_live(), live0);
-        CU_ASSERT_EQUAL(count_fds(), fds0);
+        CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
         if (made < k)
             break;   /* the connect made fewer than k allocations: every one was failed */
     }
@@ -1009,8 +992,7 @@ static void test_cancel_with_other_hooks(void)
     loop = dns_loop(dns_responder_addr(d));
     rill__sys_hooks_set(&socket_only_hooks);
     memset(&c, 0, sizeof c);
-    CU_ASSERT_EQUAL(rill_connect(loop, "slow.test", 80, NULL, on_conn, &c, &req), 0);
-    c.returned = 1;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect(loop, "slow.test", 80, NULL, on_conn, &c, &req)), 0);
     CU_ASSERT_EQUAL(rill__resolve_inflight(loop), 2);
     rill_connect_cancel(req);
     test_run_until(loop, &c.calls, 2000);
@@ -1114,8 +1096,7 @@ static void test_trace_connect(void)
     memset(&c, 0, sizeof c);
     o.happy_eyeballs_delay_ms = 100;
     trace_begin();
-    CU_ASSERT_EQUAL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL), 0);
-    c.returned = 1;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect(loop, "netsim.invalid", 443, &o, on_conn, &c, NULL)), 0);
     netsim_run(loop, &c.calls, 10000);
     t = trace_end();
     CU_ASSERT_EQUAL(c.calls, 1);

@@ -8,13 +8,14 @@
    starting call), that the loop frees (rill_loop_free() == 0), that no rill
    allocation is left (rill__alloc_live) and that no descriptor is left. */
 #include "support/testutil.h"
+#include "support/proc.h"
+#include "support/streams.h"
 #include "support/certs.h"
 #include "stream.h"
 #include "syshooks.h"
 #include "tls.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -29,20 +30,6 @@
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- helpers */
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;   /* the directory's own descriptor */
-}
 
 /* The byte at offset i of every test stream: a hash of i, so a lost, repeated
    or reordered byte shows. */
@@ -64,30 +51,6 @@ static uint32_t rng_next(uint32_t *s)
     return *s = x;
 }
 
-/* Every rill allocation made since live0 was taken has been freed. */
-static void check_live(unsigned long live0, int line)
-{
-    long left = (long)(rill__alloc_live() - live0);
-    if (left != 0)
-        fprintf(stderr, "\nline %d: %ld rill allocations left\n", line, left);
-    CU_ASSERT_EQUAL(left, 0);
-}
-#define CHECK_LIVE(live0) check_live((live0), __LINE__)
-
-static rill_loop *loop_new_quiet(void)
-{
-    rill_loop_opts o;
-    const char *b = getenv("RILL_TEST_BACKEND");
-    memset(&o, 0, sizeof o);
-    if (b != NULL)
-        o.backend = strcmp(b, "select") == 0 ? RILL_BACKEND_SELECT
-                  : strcmp(b, "epoll") == 0 ? RILL_BACKEND_EPOLL : RILL_BACKEND_POLL;
-    o.dns_servers = "127.0.0.1:9";   /* never the system's DNS */
-    o.dns_timeout_ms = 200;
-    o.dns_tries = 1;
-    return rill_loop_new(&o);
-}
-
 /* Runs the loop until nothing is alive or ms pass; 1 if it became idle. */
 static int run_idle(rill_loop *loop, int ms)
 {
@@ -101,74 +64,14 @@ static int run_idle(rill_loop *loop, int ms)
     return 1;
 }
 
-static void small_buffers(int fd, int bytes)
-{
-    if (bytes > 0) {
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
-    }
-}
-
 /* A connected TCP pair over loopback: *a is the accepted end, *b the connecting
    one; bufsize > 0 fixes both ends' kernel buffers (no autotuning), so a peer
    that does not read stops a writer soon. */
 static int tcp_pair_buf(int *a, int *b, int bufsize)
 {
-    struct sockaddr_in sin;
-    socklen_t len = sizeof sin;
-    int l, c, s;
-
-    *a = *b = -1;
-    if ((l = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-        return -1;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(l, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(l, 4) < 0 ||
-        getsockname(l, (struct sockaddr *)&sin, &len) < 0) {
-        close(l);
-        return -1;
-    }
-    small_buffers(l, bufsize);   /* the accepted socket inherits them */
-    if ((c = socket(AF_INET, SOCK_STREAM, 0)) < 0) {
-        close(l);
-        return -1;
-    }
-    small_buffers(c, bufsize);
-    if (connect(c, (struct sockaddr *)&sin, sizeof sin) < 0 || (s = accept(l, NULL, NULL)) < 0) {
-        close(c);
-        close(l);
-        return -1;
-    }
-    close(l);
-    *a = s;
-    *b = c;
-    return 0;
-}
-
-static int tcp_pair(int *a, int *b) { return tcp_pair_buf(a, b, 0); }
-
-typedef struct adopted {
-    int done, status;
-    rill_stream *s;
-} adopted;
-
-static void adopt_cb(rill_stream *s, int status, void *ud)
-{
-    adopted *a = ud;
-    a->done++;
-    a->status = status;
-    a->s = s;
-}
-
-static rill_stream *adopt(rill_loop *loop, int fd)
-{
-    adopted a;
-    memset(&a, 0, sizeof a);
-    if (rill_connect_sock(loop, fd, NULL, adopt_cb, &a, NULL) != 0)
-        return NULL;
-    test_run_until(loop, &a.done, 5000);
-    return a.status == 0 ? a.s : NULL;
+    test_tcp_bufs bufs;
+    bufs.accepted_snd = bufs.accepted_rcv = bufs.connecting_snd = bufs.connecting_rcv = bufsize;
+    return test_tcp_pair(a, b, &bufs);
 }
 
 /* Reads everything up to want bytes, checking each byte against pat(). */
@@ -297,7 +200,6 @@ typedef struct walk {
     rill_server *srv;
     rill_tls *stls, *ctls;
     int variant;          /* 0: a connect timeout; 1: read and close timeouts; 2: close timeouts */
-    int in_call;          /* a starting call runs: its callback must not come now */
     int bad, bad_status;  /* the first broken rule: its line, and the status seen */
     int enomem;           /* RILL_ENOMEM surfaced */
     int started, want_start;
@@ -329,7 +231,7 @@ static void walk_srv_closed(rill_server *srv, int status, void *ud)
 {
     walk *w = ud;
     (void)srv;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->sclosed++;
     walk_status(w, status, __LINE__);
@@ -341,9 +243,7 @@ static void walk_close_server(walk *w)
     if (w->srv == NULL || w->server_closing)
         return;
     w->server_closing = 1;
-    w->in_call = 1;
-    rc = rill_server_close(w->srv, walk_srv_closed, w);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_server_close(w->srv, walk_srv_closed, w));
     if (rc == 0) {
         w->want_sclose = 1;
         return;
@@ -358,7 +258,7 @@ static void walk_client_closed(rill_stream *s, int status, void *ud)
 {
     walk *w = ud;
     (void)s;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->cclosed++;
     walk_status(w, status, __LINE__);
@@ -368,9 +268,7 @@ static void walk_client_closed(rill_stream *s, int status, void *ud)
 static void walk_close_client(walk *w, rill_stream *s)
 {
     int rc;
-    w->in_call = 1;
-    rc = rill_close(s, walk_client_closed, w);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_close(s, walk_client_closed, w));
     if (rc == 0) {
         w->want_cclose = 1;
         return;
@@ -384,7 +282,7 @@ static void walk_close_client(walk *w, rill_stream *s)
 static void walk_echo(rill_stream *s, int status, const char *data, size_t len, void *ud)
 {
     walk *w = ud;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->echoed++;
     walk_status(w, status, __LINE__);
@@ -397,7 +295,7 @@ static void walk_written(rill_stream *s, int status, void *ud)
 {
     walk *w = ud;
     int rc;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->wrote++;
     walk_status(w, status, __LINE__);
@@ -407,9 +305,7 @@ static void walk_written(rill_stream *s, int status, void *ud)
     }
     if (w->variant == 1 && rill_set_read_timeout(s, 5000) != 0)
         WALK_BAD(w, 0);
-    w->in_call = 1;
-    rc = rill_readline(s, walk_echo, w);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_readline(s, walk_echo, w));
     if (rc == 0) {
         w->want_echo = 1;
         return;
@@ -422,7 +318,7 @@ static void walk_connected(rill_stream *s, int status, void *ud)
 {
     walk *w = ud;
     int rc;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->connected++;
     walk_status(w, status, __LINE__);
@@ -434,9 +330,7 @@ static void walk_connected(rill_stream *s, int status, void *ud)
     }
     if (w->variant > 0 && rill_set_close_timeout(s, 5000) != 0)
         WALK_BAD(w, 0);
-    w->in_call = 1;
-    rc = rill_write(s, walk_line, sizeof walk_line - 1, walk_written, w);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_write(s, walk_line, sizeof walk_line - 1, walk_written, w));
     if (rc == 0) {
         w->want_write = 1;
         return;
@@ -449,7 +343,7 @@ static void walk_srv_stream_closed(rill_stream *s, int status, void *ud)
 {
     walk *w = ud;
     (void)s;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->srv_closes_done++;
     walk_status(w, status, __LINE__);
@@ -459,15 +353,13 @@ static void walk_srv_line(rill_stream *s, int status, const char *data, size_t l
 {
     walk *w = ud;
     int rc;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->srv_reads_done++;
     walk_status(w, status, __LINE__);
     if (status == 0 && len > 0 && (rc = rill_write(s, data, len, NULL, NULL)) < 0)
         walk_status(w, rc, __LINE__);
-    w->in_call = 1;
-    rc = rill_close(s, walk_srv_stream_closed, w);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_close(s, walk_srv_stream_closed, w));
     if (rc == 0) {
         w->srv_closes++;
         return;
@@ -482,16 +374,14 @@ static void walk_on_client(rill_server *srv, rill_stream *s, void *ud)
     walk *w = ud;
     int rc;
     (void)srv;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, 0);
     w->srv_clients++;
     if (w->variant > 0 && rill_set_close_timeout(s, 5000) != 0)
         WALK_BAD(w, 0);
     if (w->variant == 1 && rill_set_read_timeout(s, 5000) != 0)
         WALK_BAD(w, 0);
-    w->in_call = 1;
-    rc = rill_readline(s, walk_srv_line, w);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_readline(s, walk_srv_line, w));
     if (rc == 0) {
         w->srv_reads++;
         return;
@@ -512,7 +402,7 @@ static void walk_started(rill_server *srv, int status, void *ud)
 {
     walk *w = ud;
     (void)srv;
-    if (w->in_call)
+    if (test_sync_check())
         WALK_BAD(w, status);
     w->started++;
     walk_status(w, status, __LINE__);
@@ -531,7 +421,7 @@ static int walk_run(walk *w, rill_tls *stls, rill_tls *ctls, int variant)
     w->stls = stls;
     w->ctls = ctls;
     w->variant = variant;
-    if ((w->loop = loop_new_quiet()) == NULL) {
+    if ((w->loop = test_loop_try_new(RILL_BACKEND_AUTO)) == NULL) {
         if (errno != ENOMEM)
             WALK_BAD(w, -errno);
         w->enomem = 1;
@@ -548,9 +438,7 @@ static int walk_run(walk *w, rill_tls *stls, rill_tls *ctls, int variant)
         w->enomem = 1;
         goto finish;
     }
-    w->in_call = 1;
-    rc = rill_server_start_serving(w->srv, walk_started, w);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_server_start_serving(w->srv, walk_started, w));
     if (rc < 0) {
         walk_status(w, rc, __LINE__);
         walk_close_server(w);
@@ -566,9 +454,7 @@ static int walk_run(walk *w, rill_tls *stls, rill_tls *ctls, int variant)
     /* Sequential attempts arm no delay timer: the read or close timer is then the first timer. */
     co.happy_eyeballs_delay_ms = variant == 0 ? 0 : -1;
     co.ssl_handshake_timeout_ms = 5000;
-    w->in_call = 1;
-    rc = rill_connect(w->loop, "127.0.0.1", port, &co, walk_connected, w, NULL);
-    w->in_call = 0;
+    rc = TEST_CALL(rill_connect(w->loop, "127.0.0.1", port, &co, walk_connected, w, NULL));
     if (rc == 0) {
         w->want_connect = 1;
     } else {
@@ -604,7 +490,7 @@ static void walk_all(const char *name, rill_tls *stls, rill_tls *ctls, int varia
     memset(t, 0, sizeof *t);
     /* Twice without failure: the count must be stable, and nothing may stay allocated. */
     live0 = rill__alloc_live();
-    fds0 = count_fds();
+    fds0 = test_proc_fds(0);
     rill__alloc_fail_at(0);
     rc = walk_run(&w, stls, ctls, variant);
     n1 = rill__alloc_fail_at(0);
@@ -614,8 +500,8 @@ static void walk_all(const char *name, rill_tls *stls, rill_tls *ctls, int varia
     n2 = rill__alloc_fail_at(0);
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_TRUE(w.echo_ok);
-    CHECK_LIVE(live0);
-    CU_ASSERT_EQUAL(count_fds(), fds0);
+    TEST_CHECK_LIVE(live0);
+    CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
     CU_ASSERT_TRUE(n1 > 10);
     /* A few more for allocations whose number varies with timing (a write sent at once or buffered). */
     t->n = n2 > n1 ? n2 : n1;
@@ -634,7 +520,7 @@ static void walk_all(const char *name, rill_tls *stls, rill_tls *ctls, int varia
         }
         else
             t->other++;
-        fds = count_fds();
+        fds = test_proc_fds(0);
         if (rc != 0 || rill__alloc_live() != live0 || fds != fds0) {
             t->failed++;
             fprintf(stderr, "\n%s walk: allocation %lu of %lu: rule at line %d broken (status %s), "
@@ -673,20 +559,13 @@ static void test_alloc_walk_timeouts(void)
 
 static rill_tls *tls_pair(rill_tls **client)
 {
-    const char *why = NULL;
-    const test_certs *c = test_certs_get(&why);
+    const test_certs *c = test_certs_or_skip();
     rill_tls_opts o;
     rill_tls *srv;
 
     *client = NULL;
-    if (c == NULL) {
-        if (!test_have_openssl()) {
-            CU_PASS("skipped: the openssl command is not installed");
-        } else {
-            CU_FAIL(why != NULL ? why : "certificate generation failed");
-        }
+    if (c == NULL)
         return NULL;
-    }
     memset(&o, 0, sizeof o);
     o.cert_file = c->server;
     o.key_file = c->key;
@@ -891,7 +770,7 @@ static int pair_open_how(pair *p, int unix_socket)
     int a, b, sv[2];
     memset(p, 0, sizeof *p);
     p->live0 = rill__alloc_live();
-    p->fds0 = count_fds();
+    p->fds0 = test_proc_fds(0);
     p->loop = test_loop_new(0);
     if (unix_socket > 0) {
         if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
@@ -901,8 +780,8 @@ static int pair_open_how(pair *p, int unix_socket)
     } else if (tcp_pair_buf(&a, &b, unix_socket < 0 ? 32768 : 0) < 0) {
         return -1;
     }
-    p->w = adopt(p->loop, a);
-    p->r = adopt(p->loop, b);
+    p->w = test_adopt_try(p->loop, a, NULL);
+    p->r = test_adopt_try(p->loop, b, NULL);
     return p->w != NULL && p->r != NULL ? 0 : -1;
 }
 
@@ -916,8 +795,8 @@ static void pair_close(pair *p)
     if (p->r != NULL)
         rill_close(p->r, NULL, NULL);
     test_loop_finish(p->loop);
-    CHECK_LIVE(p->live0);
-    CU_ASSERT_EQUAL(count_fds(), p->fds0);
+    TEST_CHECK_LIVE(p->live0);
+    CU_ASSERT_EQUAL(test_proc_fds(0), p->fds0);
 }
 
 /* --------------------------------------------------------- short writes */
@@ -978,7 +857,7 @@ static void test_short_writes_tls(void)
     rill_tls *ctls, *stls = tls_pair(&ctls);
     rill_stream *w = NULL, *r = NULL;
     int a, b;
-    adopted ar;
+    test_adopted ar;
     done_rec hs;
     rill_connect_opts co;
 
@@ -986,9 +865,9 @@ static void test_short_writes_tls(void)
         return;
     memset(&p, 0, sizeof p);
     p.live0 = rill__alloc_live();
-    p.fds0 = count_fds();
+    p.fds0 = test_proc_fds(0);
     p.loop = test_loop_new(0);
-    CU_ASSERT_EQUAL_FATAL(tcp_pair(&a, &b), 0);
+    CU_ASSERT_EQUAL_FATAL(test_tcp_pair(&a, &b, NULL), 0);
     memset(&hs, 0, sizeof hs);
     memset(&ar, 0, sizeof ar);
     faults_on();
@@ -998,12 +877,12 @@ static void test_short_writes_tls(void)
     memset(&co, 0, sizeof co);
     co.tls = ctls;
     co.server_hostname = "localhost";
-    CU_ASSERT_EQUAL(rill_connect_sock(p.loop, b, &co, adopt_cb, &ar, NULL), 0);
-    w = adopt(p.loop, a);
+    CU_ASSERT_EQUAL(rill_connect_sock(p.loop, b, &co, test_adopt_cb, &ar, NULL), 0);
+    w = test_adopt_try(p.loop, a, NULL);
     CU_ASSERT_PTR_NOT_NULL(w);
     if (w != NULL)
         CU_ASSERT_EQUAL(rill__tls_start(w, stls, 1, NULL, 5000, done_cb, &hs), 0);
-    test_run_until(p.loop, &ar.done, 10000);
+    test_run_until(p.loop, &ar.calls, 10000);
     test_run_until(p.loop, &hs.n, 5000);
     CU_ASSERT_EQUAL(ar.status, 0);
     CU_ASSERT_EQUAL(hs.n, 1);
@@ -1243,36 +1122,6 @@ static void test_reset_mid_write(void)
 
 /* ----------------------------------------------- ECONNRESET in a TLS handshake */
 
-typedef struct tls_srv {
-    int clients, errors, last_error, had_peer;
-} tls_srv;
-
-static void tls_echo_line(rill_stream *s, int status, const char *data, size_t len, void *ud)
-{
-    (void)ud;
-    if (status == 0 && len > 0)
-        rill_write(s, data, len, NULL, NULL);
-    rill_close(s, NULL, NULL);
-}
-
-static void tls_on_client(rill_server *srv, rill_stream *s, void *ud)
-{
-    tls_srv *t = ud;
-    (void)srv;
-    t->clients++;
-    if (rill_readline(s, tls_echo_line, t) < 0)
-        rill_close(s, NULL, NULL);
-}
-
-static void tls_on_error(rill_server *srv, int status, const struct sockaddr *peer, void *ud)
-{
-    tls_srv *t = ud;
-    (void)srv;
-    t->errors++;
-    t->last_error = status;
-    t->had_peer = peer != NULL;
-}
-
 static int learn_fd(int fd, int family, void *ud)
 {
     (void)family; (void)ud;
@@ -1280,24 +1129,11 @@ static int learn_fd(int fd, int family, void *ud)
     return 0;
 }
 
-typedef struct conn_rec {
-    int n, status;
-    rill_stream *s;
-} conn_rec;
-
-static void conn_cb(rill_stream *s, int status, void *ud)
-{
-    conn_rec *c = ud;
-    c->n++;
-    c->status = status;
-    c->s = s;
-}
-
 /* A TLS echo round trip; 1 on success. */
 static int tls_roundtrip(rill_loop *loop, int port, rill_tls *ctls)
 {
     rill_connect_opts co;
-    conn_rec c;
+    test_adopted c;
     read_rec r;
     done_rec cl;
 
@@ -1307,8 +1143,8 @@ static int tls_roundtrip(rill_loop *loop, int port, rill_tls *ctls)
     memset(&cl, 0, sizeof cl);
     co.tls = ctls;
     co.timeout_ms = 5000;
-    if (rill_connect(loop, "127.0.0.1", port, &co, conn_cb, &c, NULL) != 0 ||
-        !test_run_until(loop, &c.n, 6000) || c.status != 0)
+    if (rill_connect(loop, "127.0.0.1", port, &co, test_adopt_cb, &c, NULL) != 0 ||
+        !test_run_until(loop, &c.calls, 6000) || c.status != 0)
         return 0;
     rill_write(c.s, "ping\n", 5, NULL, NULL);
     rill_readline(c.s, read_cb, &r);
@@ -1326,19 +1162,19 @@ static void test_reset_mid_tls_handshake(void)
     rill_server *srv;
     rill_server_opts so;
     rill_connect_opts co;
-    tls_srv t;
-    conn_rec c;
+    test_srv_rec t;
+    test_adopted c;
     int port, fds0;
 
     if (stls == NULL)
         return;
-    fds0 = count_fds();
+    fds0 = test_proc_fds(0);
     loop = test_loop_new(0);
     memset(&so, 0, sizeof so);
     memset(&t, 0, sizeof t);
     so.tls = stls;
-    so.on_error = tls_on_error;
-    srv = rill_server_new(loop, "127.0.0.1", 0, &so, tls_on_client, &t);
+    so.on_error = test_srv_on_error;
+    srv = rill_server_new(loop, "127.0.0.1", 0, &so, test_srv_echo_line, &t);
     CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
     CU_ASSERT_EQUAL_FATAL(rill_server_start_serving(srv, NULL, NULL), 0);
     port = rill_server_port(srv);
@@ -1350,9 +1186,9 @@ static void test_reset_mid_tls_handshake(void)
     co.tls = ctls;
     co.on_socket = learn_fd;
     F.reset_rd = 1;
-    CU_ASSERT_EQUAL(rill_connect(loop, "127.0.0.1", port, &co, conn_cb, &c, NULL), 0);
-    test_run_until(loop, &c.n, 5000);
-    CU_ASSERT_EQUAL(c.n, 1);
+    CU_ASSERT_EQUAL(rill_connect(loop, "127.0.0.1", port, &co, test_adopt_cb, &c, NULL), 0);
+    test_run_until(loop, &c.calls, 5000);
+    CU_ASSERT_EQUAL(c.calls, 1);
     CU_ASSERT_EQUAL(c.status, -ECONNRESET);
     CU_ASSERT_PTR_NULL(c.s);
     CU_ASSERT_EQUAL(F.resets, 1);
@@ -1367,9 +1203,9 @@ static void test_reset_mid_tls_handshake(void)
     F.reset_rd = 1;
     memset(&c, 0, sizeof c);
     co.on_socket = NULL;
-    CU_ASSERT_EQUAL(rill_connect(loop, "127.0.0.1", port, &co, conn_cb, &c, NULL), 0);
-    test_run_until(loop, &c.n, 5000);
-    CU_ASSERT_EQUAL(c.n, 1);
+    CU_ASSERT_EQUAL(rill_connect(loop, "127.0.0.1", port, &co, test_adopt_cb, &c, NULL), 0);
+    test_run_until(loop, &c.calls, 5000);
+    CU_ASSERT_EQUAL(c.calls, 1);
     CU_ASSERT_TRUE(c.status < 0);            /* the server dropped it */
     test_run_until(loop, &t.errors, 2000);
     {
@@ -1391,8 +1227,8 @@ static void test_reset_mid_tls_handshake(void)
     test_loop_finish(loop);
     rill_tls_free(stls);
     rill_tls_free(ctls);
-    CHECK_LIVE(live0);
-    CU_ASSERT_EQUAL(count_fds(), fds0);
+    TEST_CHECK_LIVE(live0);
+    CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
 }
 
 /* ---------------------------------------------------------------- peers */
@@ -1408,8 +1244,8 @@ static void test_peer_half_close(void)
     char buf[64];
     int a, b;
 
-    CU_ASSERT_EQUAL_FATAL(tcp_pair(&a, &b), 0);
-    s = adopt(loop, a);
+    CU_ASSERT_EQUAL_FATAL(test_tcp_pair(&a, &b, NULL), 0);
+    s = test_adopt_try(loop, a, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     memset(&r1, 0, sizeof r1);
     memset(&r2, 0, sizeof r2);
@@ -1438,7 +1274,7 @@ static void test_peer_half_close(void)
     CU_ASSERT_EQUAL(raw_read_all(b, buf, sizeof buf, 2000), 0);   /* and then our EOF */
     close(b);
     test_loop_finish(loop);
-    CHECK_LIVE(live0);
+    TEST_CHECK_LIVE(live0);
 }
 
 /* The peer closes without reading what we sent: its kernel answers our next
@@ -1453,7 +1289,7 @@ static void test_peer_closes_without_reading(void)
     int a, b, rc;
 
     CU_ASSERT_EQUAL_FATAL(tcp_pair_buf(&a, &b, 32768), 0);
-    s = adopt(loop, a);
+    s = test_adopt_try(loop, a, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     memset(&d, 0, sizeof d);
     memset(&wc, 0, sizeof wc);
@@ -1475,7 +1311,7 @@ static void test_peer_closes_without_reading(void)
     test_run_until(loop, &cl.n, 2000);
     CU_ASSERT_EQUAL(cl.n, 1);
     test_loop_finish(loop);
-    CHECK_LIVE(live0);
+    TEST_CHECK_LIVE(live0);
 }
 
 /* -------------------------------------------------------- EMFILE on connect */
@@ -1487,11 +1323,11 @@ static int emfile_connect_child(void)
     struct sockaddr_in sin;
     socklen_t len = sizeof sin;
     struct rlimit rl, saved;
-    conn_rec c;
+    test_adopted c;
     int l, fillers[512], nfill = 0, i, fds_before, port;
     unsigned long live0 = rill__alloc_live();
 
-    if ((loop = loop_new_quiet()) == NULL)
+    if ((loop = test_loop_try_new(RILL_BACKEND_AUTO)) == NULL)
         return 10;
     if ((l = socket(AF_INET, SOCK_STREAM, 0)) < 0)
         return 11;
@@ -1505,7 +1341,7 @@ static int emfile_connect_child(void)
     if (getrlimit(RLIMIT_NOFILE, &saved) < 0)
         return 13;
     rl = saved;
-    rl.rlim_cur = (rlim_t)count_fds() + 64;
+    rl.rlim_cur = (rlim_t)test_proc_fds(0) + 64;
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
         return 14;
     while (nfill < 512) {
@@ -1516,31 +1352,31 @@ static int emfile_connect_child(void)
     }
     if (nfill == 512 || errno != EMFILE)
         return 15;
-    /* count_fds needs a descriptor of its own: make room for it, and count with it */
+    /* test_proc_fds needs a descriptor of its own: make room for it, and count with it */
     close(fillers[--nfill]);
-    fds_before = count_fds();
+    fds_before = test_proc_fds(0);
     memset(&c, 0, sizeof c);
-    if (rill_connect(loop, "127.0.0.1", port, NULL, conn_cb, &c, NULL) != 0)
+    if (rill_connect(loop, "127.0.0.1", port, NULL, test_adopt_cb, &c, NULL) != 0)
         return 16;
     /* take the spare descriptor back: the connect finds none */
     if ((fillers[nfill] = dup(0)) < 0)
         return 17;
     nfill++;
-    if (!test_run_until(loop, &c.n, 3000))
+    if (!test_run_until(loop, &c.calls, 3000))
         return 18;
-    if (c.n != 1 || c.status != -EMFILE || c.s != NULL)
+    if (c.calls != 1 || c.status != -EMFILE || c.s != NULL)
         return 19;
     close(fillers[--nfill]);
-    if (count_fds() != fds_before)
+    if (test_proc_fds(0) != fds_before)
         return 20;   /* nothing leaked */
     /* descriptors freed: it works again */
     for (i = 0; i < nfill; i++)
         close(fillers[i]);
     setrlimit(RLIMIT_NOFILE, &saved);
     memset(&c, 0, sizeof c);
-    if (rill_connect(loop, "127.0.0.1", port, NULL, conn_cb, &c, NULL) != 0)
+    if (rill_connect(loop, "127.0.0.1", port, NULL, test_adopt_cb, &c, NULL) != 0)
         return 21;
-    if (!test_run_until(loop, &c.n, 3000) || c.status != 0 || c.s == NULL)
+    if (!test_run_until(loop, &c.calls, 3000) || c.status != 0 || c.s == NULL)
         return 22;
     rill_close(c.s, NULL, NULL);
     close(l);
@@ -1555,33 +1391,7 @@ static int emfile_connect_child(void)
 
 static void test_emfile_on_connect(void)
 {
-    pid_t pid;
-    int st = 0, waited = 0;
-    uint64_t end;
-
-    fflush(NULL);
-    pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0) {
-        alarm(20);
-        _exit(emfile_connect_child());
-    }
-    end = test_now_ms() + 30000;
-    while (test_now_ms() < end) {
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            waited = 1;
-            break;
-        }
-        usleep(5000);
-    }
-    if (!waited) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &st, 0);
-    }
-    CU_ASSERT_TRUE(waited);
-    if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
-        fprintf(stderr, "\nemfile connect child failed at step %d\n", WEXITSTATUS(st));
-    CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    test_in_child("emfile connect", emfile_connect_child, 15000);
 }
 
 /* ---------------------------------------------------------------- suite */

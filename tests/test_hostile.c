@@ -10,6 +10,8 @@
    children, stopped through a pipe and, if that fails, killed by their PID.
    Every bound is generous: these tests catch unbounded behaviour, not speed. */
 #include "support/testutil.h"
+#include "support/streams.h"
+#include "support/proc.h"
 #include "support/certs.h"
 #include "stream.h"
 #include "syshooks.h"
@@ -43,38 +45,6 @@
 #define RSS_MEANINGFUL 1
 #endif
 
-static rill_loop *loop_new_quiet(void)
-{
-    rill_loop_opts o;
-    const char *b = getenv("RILL_TEST_BACKEND");
-    memset(&o, 0, sizeof o);
-    if (b != NULL)
-        o.backend = strcmp(b, "select") == 0 ? RILL_BACKEND_SELECT
-                  : strcmp(b, "epoll") == 0 ? RILL_BACKEND_EPOLL : RILL_BACKEND_POLL;
-    o.dns_servers = "127.0.0.1:9";   /* never the system's DNS */
-    o.dns_timeout_ms = 200;
-    o.dns_tries = 1;
-    return rill_loop_new(&o);
-}
-
-/* Resident set size of this process in KiB (VmRSS), or -1. */
-static long vm_kib(const char *field)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    size_t n = strlen(field);
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, field, n) == 0 && line[n] == ':') {
-            v = strtol(line + n + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
-
 static int connect_to(int port, int nonblock)
 {
     struct sockaddr_in sin;
@@ -93,40 +63,6 @@ static int connect_to(int port, int nonblock)
         return -1;
     }
     return fd;
-}
-
-/* Waits for a child at most ms, then kills it by its PID; returns its exit code or -1. */
-static int reap(pid_t pid, int ms)
-{
-    uint64_t end = test_now_ms() + (uint64_t)ms;
-    int st = 0;
-    while (test_now_ms() < end) {
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        usleep(5000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return -1;
-}
-
-/* Runs fn in a child bounded by ms; asserts it returned 0 (else prints its step). */
-static void in_child(const char *name, int (*fn)(void), int ms)
-{
-    pid_t pid;
-    int rc;
-
-    fflush(NULL);
-    pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0) {
-        alarm((unsigned)(ms / 1000 + 5));   /* the inherited watchdog ends a stuck child */
-        _exit(fn());
-    }
-    rc = reap(pid, ms + 10000);
-    if (rc != 0)
-        fprintf(stderr, "\n%s: child failed at step %d\n", name, rc);
-    CU_ASSERT_EQUAL(rc, 0);
 }
 
 /* ========================================================== line echo child */
@@ -178,7 +114,7 @@ static int echo_child_main(int port_wr, int ctl_rd)
     memset(&o, 0, sizeof o);
     o.backlog = 1024;
     o.shutdown_timeout_ms = 2000;
-    if ((e.loop = loop_new_quiet()) == NULL)
+    if ((e.loop = test_loop_try_new(RILL_BACKEND_AUTO)) == NULL)
         return 10;
     if ((e.srv = rill_server_new(e.loop, "127.0.0.1", 0, &o, ec_client, &e)) == NULL)
         return 11;
@@ -360,7 +296,7 @@ static void test_slowloris(void)
     }
     free(slow);
     close(ctl);
-    CU_ASSERT_EQUAL(reap(pid, 10000), 0);
+    CU_ASSERT_EQUAL(test_reap(pid, 10000), 0);
     if (saved.rlim_cur > 0)
         setrlimit(RLIMIT_NOFILE, &saved);   /* the suites after this one get the usual limit */
 }
@@ -390,7 +326,7 @@ typedef struct big {
 
 static void big_sample(big *b)
 {
-    long rss = vm_kib("VmRSS");
+    long rss = test_proc_status_kib(0, "VmRSS");
     if (rss > b->rss_max)
         b->rss_max = rss;
     if (b->s != NULL) {
@@ -479,12 +415,12 @@ static int never_reads_child(void)
 
     if (b == NULL)
         return 9;
-    if ((b->loop = loop_new_quiet()) == NULL)
+    if ((b->loop = test_loop_try_new(RILL_BACKEND_AUTO)) == NULL)
         return 10;
     if ((srv = rill_server_new(b->loop, "127.0.0.1", 0, NULL, big_client, b)) == NULL ||
         rill_server_start_serving(srv, NULL, NULL) != 0)
         return 11;
-    b->rss0 = b->rss_max = vm_kib("VmRSS");
+    b->rss0 = b->rss_max = test_proc_status_kib(0, "VmRSS");
     if ((b->peer = connect_to(rill_server_port(srv), 1)) < 0)
         return 12;
     b->probe = rill_call_later(b->loop, 20, big_probe, b);
@@ -541,7 +477,7 @@ static int never_reads_child(void)
 
 static void test_never_reads(void)
 {
-    in_child("never reads", never_reads_child, 70000);
+    test_in_child("never reads", never_reads_child, 70000);
 }
 
 /* ================================================ an endless line, no newline */
@@ -665,51 +601,6 @@ static void test_endless_line(void)
 
 /* ============================================= a TLS peer that stalls mid-handshake */
 
-typedef struct stall {
-    int clients, errors, last_error, had_peer;
-    uint64_t error_at;
-} stall;
-
-static void stall_line(rill_stream *s, int status, const char *data, size_t len, void *ud)
-{
-    (void)ud;
-    if (status == 0 && len > 0)
-        rill_write(s, data, len, NULL, NULL);
-    rill_close(s, NULL, NULL);
-}
-
-static void stall_client(rill_server *srv, rill_stream *s, void *ud)
-{
-    stall *t = ud;
-    (void)srv;
-    t->clients++;
-    if (rill_readline(s, stall_line, t) < 0)
-        rill_close(s, NULL, NULL);
-}
-
-static void stall_error(rill_server *srv, int status, const struct sockaddr *peer, void *ud)
-{
-    stall *t = ud;
-    (void)srv;
-    t->errors++;
-    t->last_error = status;
-    t->had_peer = peer != NULL;
-    t->error_at = test_now_ms();
-}
-
-typedef struct conn_rec {
-    int n, status;
-    rill_stream *s;
-} conn_rec;
-
-static void conn_cb(rill_stream *s, int status, void *ud)
-{
-    conn_rec *c = ud;
-    c->n++;
-    c->status = status;
-    c->s = s;
-}
-
 typedef struct line_rec {
     int n, status;
     size_t len;
@@ -727,7 +618,7 @@ static void line_cb(rill_stream *s, int status, const char *data, size_t len, vo
 static int tls_echo_once(rill_loop *loop, int port, rill_tls *ctls)
 {
     rill_connect_opts co;
-    conn_rec c;
+    test_adopted c;
     line_rec r;
 
     memset(&co, 0, sizeof co);
@@ -735,8 +626,8 @@ static int tls_echo_once(rill_loop *loop, int port, rill_tls *ctls)
     memset(&r, 0, sizeof r);
     co.tls = ctls;
     co.timeout_ms = 5000;
-    if (rill_connect(loop, "127.0.0.1", port, &co, conn_cb, &c, NULL) != 0 ||
-        !test_run_until(loop, &c.n, 6000) || c.status != 0)
+    if (rill_connect(loop, "127.0.0.1", port, &co, test_adopt_cb, &c, NULL) != 0 ||
+        !test_run_until(loop, &c.calls, 6000) || c.status != 0)
         return 0;
     rill_write(c.s, "hi\n", 3, NULL, NULL);
     rill_readline(c.s, line_cb, &r);
@@ -747,28 +638,21 @@ static int tls_echo_once(rill_loop *loop, int port, rill_tls *ctls)
 
 static void test_tls_stalled_handshake(void)
 {
-    const char *why = NULL;
-    const test_certs *ct = test_certs_get(&why);
+    const test_certs *ct = test_certs_or_skip();
     rill_tls_opts to;
     rill_tls *stls, *ctls;
     rill_loop *loop;
     rill_server *srv;
     rill_server_opts so;
-    stall t;
+    test_srv_rec t;
     /* A TLS record header announcing 512 bytes of ClientHello, and its first bytes only. */
     static const unsigned char partial[] = { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x5a };
     char buf[64];
     int fd, port;
     uint64_t t0;
 
-    if (ct == NULL) {
-        if (!test_have_openssl()) {
-            CU_PASS("skipped: the openssl command is not installed");
-        } else {
-            CU_FAIL(why != NULL ? why : "certificate generation failed");
-        }
+    if (ct == NULL)
         return;
-    }
     memset(&to, 0, sizeof to);
     to.cert_file = ct->server;
     to.key_file = ct->key;
@@ -781,9 +665,9 @@ static void test_tls_stalled_handshake(void)
     memset(&so, 0, sizeof so);
     memset(&t, 0, sizeof t);
     so.tls = stls;
-    so.on_error = stall_error;
+    so.on_error = test_srv_on_error;
     so.ssl_handshake_timeout_ms = 400;
-    srv = rill_server_new(loop, "127.0.0.1", 0, &so, stall_client, &t);
+    srv = rill_server_new(loop, "127.0.0.1", 0, &so, test_srv_echo_line, &t);
     CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
     CU_ASSERT_EQUAL_FATAL(rill_server_start_serving(srv, NULL, NULL), 0);
     port = rill_server_port(srv);

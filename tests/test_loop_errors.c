@@ -9,6 +9,7 @@
    Every test checks that the loop frees (rill_loop_free() == 0) and that no
    rill allocation or descriptor is left behind. */
 #include "support/testutil.h"
+#include "support/proc.h"
 #include "rill_private.h"
 
 #include <dirent.h>
@@ -33,20 +34,6 @@ static const int all_backends[] = { RILL_BACKEND_EPOLL, RILL_BACKEND_POLL, RILL_
 
 /* ---------------------------------------------------------------- helpers */
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;   /* the directory's own descriptor */
-}
-
 static int highest_fd(void)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -61,14 +48,6 @@ static int highest_fd(void)
     return hi;
 }
 
-static void check_live(unsigned long live0, int line)
-{
-    long left = (long)(rill__alloc_live() - live0);
-    if (left != 0)
-        fprintf(stderr, "\nline %d: %ld rill allocations left\n", line, left);
-    CU_ASSERT_EQUAL(left, 0);
-}
-#define CHECK_LIVE(live0) check_live((live0), __LINE__)
 
 static rill_loop *loop_on(int backend)
 {
@@ -245,7 +224,7 @@ static void test_alloc_walk_loop_new(void)
     for (b = 0; b < NBACKENDS; b++) {
         rill_loop_opts o;
         unsigned long n, live0 = rill__alloc_live();
-        int fds0 = count_fds(), failures = 0;
+        int fds0 = test_proc_fds(0), failures = 0;
 
         if (!test_have_backend(all_backends[b]))
             continue;
@@ -264,14 +243,14 @@ static void test_alloc_walk_loop_new(void)
             }
             failures++;
             CU_ASSERT_EQUAL(errno, ENOMEM);
-            CHECK_LIVE(live0);
-            CU_ASSERT_EQUAL(count_fds(), fds0);
+            TEST_CHECK_LIVE(live0);
+            CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
         }
         /* dns_servers, scratch, backend data, slot arrays: each can fail. */
         CU_ASSERT(failures >= 4);
         CU_ASSERT(n < 100);
-        CHECK_LIVE(live0);
-        CU_ASSERT_EQUAL(count_fds(), fds0);
+        TEST_CHECK_LIVE(live0);
+        CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
     }
 }
 
@@ -302,7 +281,7 @@ static void test_alloc_walk_callbacks(void)
     rc = rill_call_soon_threadsafe(loop, count_cb, &n);
     rill__alloc_fail_at(0);
     CU_ASSERT_EQUAL(rc, RILL_ENOMEM);
-    CHECK_LIVE(live1);
+    TEST_CHECK_LIVE(live1);
     CU_ASSERT_EQUAL(loop->npending, 0);
     CU_ASSERT_EQUAL(loop->nts, 0);
 
@@ -314,7 +293,7 @@ static void test_alloc_walk_callbacks(void)
         rill__alloc_fail_at(0);
         if (t == NULL) {
             CU_ASSERT_EQUAL(errno, ENOMEM);
-            CHECK_LIVE(live1);
+            TEST_CHECK_LIVE(live1);
             CU_ASSERT_EQUAL(loop->nuser_timers, 0);
         }
     }
@@ -331,7 +310,7 @@ static void test_alloc_walk_callbacks(void)
     close(fds[0]);
     close(fds[1]);
     test_loop_finish(loop);
-    CHECK_LIVE(live0);
+    TEST_CHECK_LIVE(live0);
 }
 
 /* A watch that needs the registry to grow: every allocation of the growth
@@ -391,7 +370,7 @@ static void test_loop_new_emfile(void)
     for (b = 0; b < NBACKENDS; b++) {
         rill_loop_opts o;
         int need = all_backends[b] == RILL_BACKEND_EPOLL ? 3 : 2, k;
-        int fds0 = count_fds();
+        int fds0 = test_proc_fds(0);
         unsigned long live0 = rill__alloc_live();
 
         if (!test_have_backend(all_backends[b]))
@@ -415,8 +394,8 @@ static void test_loop_new_emfile(void)
             }
             if (loop != NULL)
                 CU_ASSERT_EQUAL(rill_loop_free(loop), 0);
-            CU_ASSERT_EQUAL(count_fds(), fds0);
-            CHECK_LIVE(live0);
+            CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
+            TEST_CHECK_LIVE(live0);
         }
     }
 }
@@ -634,7 +613,7 @@ static void test_epoll_refusals(void)
     CU_ASSERT_PTR_NULL(rill_watch_fd(loop, closed_fd, RILL_READABLE, nop_watch, NULL));
     CU_ASSERT_EQUAL(errno, EBADF);
     CU_ASSERT_EQUAL(rill_loop_alive(loop), 0);
-    CHECK_LIVE(live0);
+    TEST_CHECK_LIVE(live0);
     close(fds[1]);
     close(f);
     test_loop_finish(loop);
@@ -969,7 +948,7 @@ static void test_free_drops_threadsafe(void)
     CU_ASSERT_EQUAL(rill_call_soon_threadsafe(loop, count_cb, &ran), 0);
     CU_ASSERT_EQUAL(rill_loop_free(loop), 0);
     CU_ASSERT_EQUAL(ran, 0);
-    CHECK_LIVE(live0);
+    TEST_CHECK_LIVE(live0);
 }
 
 /* A signal watched by loop A is dispatched by A only: loop B, woken while A's
@@ -1092,7 +1071,7 @@ static void test_allocator_limits(void)
     p = rill__realloc(p, 16);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     rill__free(p);
-    CHECK_LIVE(live0);
+    TEST_CHECK_LIVE(live0);
 }
 
 /* The freed-while-registered check, not aborting: a block holding an armed

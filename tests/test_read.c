@@ -3,9 +3,10 @@
    StreamReader rules (docs/semantics.md items 1-20), plus flow control, the cost of
    read chains over buffered data, cancellation, pause, timeouts and resets.
 
-   Every call that starts an operation runs inside START(), and every callback
-   checks it is not running inside one: no callback is ever synchronous. */
+   Every call that starts an operation runs inside TEST_CALL(), and every
+   callback checks it is not running inside one: no callback is ever synchronous. */
 #include "support/testutil.h"
+#include "support/streams.h"
 #include "rill_private.h"
 #include "stream.h"
 
@@ -21,59 +22,14 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-/* ------------------------------------------------ callback discipline */
-
-static int g_starting;   /* > 0 while a call that may start an operation runs */
-static int g_sync;       /* callbacks that ran inside such a call */
-static int g_rc;
-#define START(call) (g_starting++, g_rc = (call), g_starting--, g_rc)
-#define ASYNC_CHECK() do { if (g_starting) g_sync++; } while (0)
-
-static void begin(void) { g_sync = 0; g_starting = 0; }
-static void end_check(void) { CU_ASSERT_EQUAL(g_sync, 0); }
-
 /* ----------------------------------------------------------- helpers */
-
-typedef struct {
-    rill_stream *s;
-    int status;
-    int done;
-} conn_wait;
-
-static void on_conn(rill_stream *s, int status, void *ud)
-{
-    conn_wait *c = ud;
-    ASYNC_CHECK();
-    c->s = s;
-    c->status = status;
-    c->done = 1;
-}
-
-/* test_run_until hands the whole remaining time to rill_loop_run_once, which
-   still waits in poll after a callback finished the work: short steps instead. */
-static int run_until_flag(rill_loop *loop, const int *flag, int ms)
-{
-    uint64_t end = test_now_ms() + (uint64_t)ms;
-    while (!*flag && test_now_ms() < end)
-        rill_loop_run_once(loop, 5);
-    return *flag;
-}
 
 static rill_stream *adopt(rill_loop *loop, int fd, size_t limit)
 {
     rill_connect_opts o;
-    conn_wait c;
-    int i;
     memset(&o, 0, sizeof o);
-    memset(&c, 0, sizeof c);
     o.limit = limit;
-    CU_ASSERT_FATAL(START(rill_connect_sock(loop, fd, &o, on_conn, &c, NULL)) == 0);
-    /* The adoption completes in the next iteration's queue: no need to sleep in poll. */
-    for (i = 0; i < 100000 && !c.done; i++)
-        rill_loop_run_once(loop, 0);
-    CU_ASSERT_FATAL(c.done);
-    CU_ASSERT_FATAL(c.status == 0 && c.s != NULL);
-    return c.s;
+    return test_adopt(loop, fd, &o);
 }
 
 /* A socketpair: one end becomes the stream, the other (*peer) is the test's. */
@@ -88,24 +44,8 @@ static rill_stream *sock_stream(rill_loop *loop, size_t limit, int *peer)
 /* A loopback TCP connection: the client end becomes the stream. */
 static rill_stream *tcp_stream(rill_loop *loop, size_t limit, int *peer)
 {
-    struct sockaddr_in a;
-    socklen_t alen = sizeof a;
-    int l, c;
-
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    l = socket(AF_INET, SOCK_STREAM, 0);
-    CU_ASSERT_FATAL(l >= 0);
-    CU_ASSERT_FATAL(bind(l, (struct sockaddr *)&a, sizeof a) == 0);
-    CU_ASSERT_FATAL(listen(l, 1) == 0);
-    CU_ASSERT_FATAL(getsockname(l, (struct sockaddr *)&a, &alen) == 0);
-    c = socket(AF_INET, SOCK_STREAM, 0);
-    CU_ASSERT_FATAL(c >= 0);
-    CU_ASSERT_FATAL(connect(c, (struct sockaddr *)&a, sizeof a) == 0);
-    *peer = accept(l, NULL, NULL);
-    CU_ASSERT_FATAL(*peer >= 0);
-    close(l);
+    int c;
+    CU_ASSERT_EQUAL_FATAL(test_tcp_pair(peer, &c, NULL), 0);
     return adopt(loop, c, limit);
 }
 
@@ -160,12 +100,6 @@ static int pending_bytes(int fd)
     return n;
 }
 
-static void set_nonblock(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    CU_ASSERT_FATAL(fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0);
-}
-
 /* Records the last read callback. */
 typedef struct {
     int calls;
@@ -183,7 +117,7 @@ typedef struct {
 static void rd_cb(rill_stream *s, int status, const char *data, size_t len, void *ud)
 {
     rd *r = ud;
-    ASYNC_CHECK();
+    TEST_ASSERT_NOT_SYNC();
     r->calls++;
     r->status = status;
     r->len = len;
@@ -265,7 +199,7 @@ static void pump_start(pump *p, rill_loop *loop, int fd, int is_pipe, const char
     p->is_pipe = is_pipe;
     p->data = data;
     p->total = total;
-    set_nonblock(fd);
+    test_nonblock(fd);
     p->w = rill_watch_fd(loop, fd, RILL_WRITABLE, pump_cb, p);
     CU_ASSERT_FATAL(p->w != NULL);
 }
@@ -642,15 +576,15 @@ static int table_start(table_run *r)
     const op_spec *op = r->phase == 0 ? r->op : &drain_op;
     switch (op->kind) {
     case K_READ:
-        return START(rill_read(r->s, (ssize_t)op->n, table_cb, r));
+        return TEST_CALL(rill_read(r->s, (ssize_t)op->n, table_cb, r));
     case K_READ_ALL:
-        return START(rill_read(r->s, -1, table_cb, r));
+        return TEST_CALL(rill_read(r->s, -1, table_cb, r));
     case K_LINE:
-        return START(rill_readline(r->s, table_cb, r));
+        return TEST_CALL(rill_readline(r->s, table_cb, r));
     case K_EXACT:
-        return START(rill_readexactly(r->s, op->n, table_cb, r));
+        return TEST_CALL(rill_readexactly(r->s, op->n, table_cb, r));
     default:
-        return START(rill_readuntil(r->s, op->sep, op->seplen, table_cb, r));
+        return TEST_CALL(rill_readuntil(r->s, op->sep, op->seplen, table_cb, r));
     }
 }
 
@@ -660,7 +594,7 @@ static void table_cb(rill_stream *s, int status, const char *data, size_t len, v
     static char copy[ARENA];
     int rc;
 
-    ASYNC_CHECK();
+    TEST_ASSERT_NOT_SYNC();
     if (len > 0 && data == NULL)
         r->bad_data++;
     if (status < 0 && status != RILL_EINCOMPLETE && status != RILL_ELIMIT && (data != NULL || len != 0))
@@ -739,7 +673,7 @@ static int table_one(int is_pipe, const input *in, size_t limit, const op_spec *
     CU_ASSERT_EQUAL(table_start(&r), 0);
     r.w = rill_watch_fd(loop, r.wfd, RILL_WRITABLE, table_feed, &r);
     CU_ASSERT_FATAL(r.w != NULL);
-    run_until_flag(loop, &r.done, 5000);
+    test_run_until_every(loop, &r.done, 5000, 5);
     ok = r.done && r.start_err == 0 && r.bad_data == 0;
     if (!ok)
         fprintf(stderr, "\n    run did not finish cleanly: done=%d start_err=%s bad_data=%d\n",
@@ -777,7 +711,6 @@ static void table_test(int is_pipe)
     size_t ii, li, oi;
     int c, runs = 0, bad_model = 0, bad_cross = 0, bad_model_cross = 0, unclean = 0, identical = 0;
 
-    begin();
     CU_ASSERT_FATAL(chunks && got && want && norm_a && norm_b);
     gen_inputs();
     for (ii = 0; ii < NINPUTS; ii++) {
@@ -842,7 +775,6 @@ static void table_test(int is_pipe)
     free(want);
     free(norm_a);
     free(norm_b);
-    end_check();
 }
 
 static void test_table_socketpair(void) { table_test(0); }
@@ -857,9 +789,8 @@ static void test_readuntil_split_separator(void)
     rill_stream *s = sock_stream(loop, 0, &peer);
     rd r;
 
-    begin();
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readuntil(s, "\r\n\r\n", 4, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readuntil(s, "\r\n\r\n", 4, rd_cb, &r)), 0);
     put_str(peer, "GET / HTTP/1.1\r");
     CU_ASSERT(run_until_buffered(loop, s, 15));
     put_str(peer, "\n\r");
@@ -873,7 +804,6 @@ static void test_readuntil_split_separator(void)
     CU_ASSERT_STRING_EQUAL(r.data, "GET / HTTP/1.1\r\n\r\n");
     CU_ASSERT_EQUAL(r.rbuf_after, 4);     /* "body" stays */
     finish_stream(loop, s, peer);
-    end_check();
 }
 
 /* readuntil over the limit: RILL_ELIMIT, len = asyncio's consumed, nothing removed. */
@@ -890,13 +820,13 @@ static void check_readuntil_limit(const char *input, const char *sep, size_t exp
     s = sock_stream(loop, 7, &peer);
     put_str(peer, input);
     CU_ASSERT(run_until_buffered(loop, s, n));
-    CU_ASSERT_EQUAL(START(rill_readuntil(s, sep, strlen(sep), rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readuntil(s, sep, strlen(sep), rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, RILL_ELIMIT);
     CU_ASSERT_EQUAL(r.len, expect_len);
     CU_ASSERT(memcmp(r.data, input, expect_len) == 0);
     CU_ASSERT_EQUAL(r.rbuf_after, n);     /* the data stays buffered */
-    CU_ASSERT_EQUAL(START(rill_read(s, 100, rd_cb, &r2)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 100, rd_cb, &r2)), 0);
     CU_ASSERT(run_until_count(loop, &r2.calls, 1, 5000));
     CU_ASSERT_EQUAL(r2.status, 0);
     CU_ASSERT_EQUAL(r2.len, n);
@@ -906,14 +836,12 @@ static void check_readuntil_limit(const char *input, const char *sep, size_t exp
 
 static void test_readuntil_limit(void)
 {
-    begin();
     /* not found: consumed = buflen + 1 - seplen */
     check_readuntil_limit("abcdefghijkl", "\r\n\r\n", 9);
     check_readuntil_limit("abcdefghij", "\n", 10);
     /* found beyond the limit: consumed = the separator's offset */
     check_readuntil_limit("12345678\r\n\r\n", "\r\n\r\n", 8);
     check_readuntil_limit("12345678\nabc", "\n", 8);
-    end_check();
 }
 
 static void test_readline_limit(void)
@@ -923,12 +851,11 @@ static void test_readline_limit(void)
     rill_stream *s = sock_stream(loop, 7, &peer);
     rd r;
 
-    begin();
     CU_ASSERT_EQUAL(rill_stream_get_limit(s), 7);
     /* 1234567\n fits: the limit counts the bytes before the separator. */
     memset(&r, 0, sizeof r);
     put_str(peer, "1234567\n");
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, 0);
     CU_ASSERT_STRING_EQUAL(r.data, "1234567\n");
@@ -937,14 +864,14 @@ static void test_readline_limit(void)
     memset(&r, 0, sizeof r);
     put_str(peer, "12345678\nnext\n");
     CU_ASSERT(run_until_buffered(loop, s, 14));
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, RILL_ELIMIT);
     CU_ASSERT_EQUAL(r.len, 9);            /* the bytes discarded */
     CU_ASSERT_STRING_EQUAL(r.data, "12345678\n");
     CU_ASSERT_EQUAL(r.rbuf_after, 5);
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, 0);
     CU_ASSERT_STRING_EQUAL(r.data, "next\n");
@@ -953,7 +880,7 @@ static void test_readline_limit(void)
     memset(&r, 0, sizeof r);
     put_str(peer, "12345678");
     CU_ASSERT(run_until_buffered(loop, s, 8));
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, RILL_ELIMIT);
     CU_ASSERT_EQUAL(r.len, 8);
@@ -962,7 +889,7 @@ static void test_readline_limit(void)
     CU_ASSERT_EQUAL(s->rbuf.len, 0);
     /* ... and what arrives later starts a new line */
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     put_str(peer, "9\n");
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, 0);
@@ -970,7 +897,7 @@ static void test_readline_limit(void)
 
     /* The line grows past the limit while the read waits. */
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     put_str(peer, "1234");
     CU_ASSERT(run_until_buffered(loop, s, 4));
     spin(loop, 2);
@@ -981,7 +908,6 @@ static void test_readline_limit(void)
     CU_ASSERT_EQUAL(r.len, 8);
     CU_ASSERT_EQUAL(r.rbuf_after, 0);
     finish_stream(loop, s, peer);
-    end_check();
 }
 
 static void test_readexactly_incomplete(void)
@@ -991,10 +917,9 @@ static void test_readexactly_incomplete(void)
     rill_stream *s = sock_stream(loop, 0, &peer);
     rd r;
 
-    begin();
     memset(&r, 0, sizeof r);
     r.expect = "0123456789abcdefgh";
-    CU_ASSERT_EQUAL(START(rill_readexactly(s, 36, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readexactly(s, 36, rd_cb, &r)), 0);
     put_str(peer, "0123456789");
     CU_ASSERT(run_until_buffered(loop, s, 10));
     put_str(peer, "abcdefgh");
@@ -1009,17 +934,16 @@ static void test_readexactly_incomplete(void)
     CU_ASSERT_EQUAL(r.rbuf_after, 0);
     /* At EOF with nothing left: incomplete with no bytes; read(n) returns empty. */
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readexactly(s, 1, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readexactly(s, 1, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, RILL_EINCOMPLETE);
     CU_ASSERT_EQUAL(r.len, 0);
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_read(s, 5, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 5, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, 0);
     CU_ASSERT_EQUAL(r.len, 0);
     finish_stream(loop, s, peer);
-    end_check();
 }
 
 static void test_readuntil_eof_incomplete(void)
@@ -1029,11 +953,10 @@ static void test_readuntil_eof_incomplete(void)
     rill_stream *s = sock_stream(loop, 0, &peer);
     rd r;
 
-    begin();
     memset(&r, 0, sizeof r);
     put_str(peer, "abc\r\n\r");
     shutdown(peer, SHUT_WR);
-    CU_ASSERT_EQUAL(START(rill_readuntil(s, "\r\n\r\n", 4, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readuntil(s, "\r\n\r\n", 4, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, RILL_EINCOMPLETE);
     CU_ASSERT_EQUAL(r.len, 6);
@@ -1041,7 +964,6 @@ static void test_readuntil_eof_incomplete(void)
     CU_ASSERT_EQUAL(r.rbuf_after, 0);     /* the buffer is cleared */
     CU_ASSERT_EQUAL(r.at_eof, 1);
     finish_stream(loop, s, peer);
-    end_check();
 }
 
 /* read(-1) and readexactly are not capped by the limit (items 5 and 6). */
@@ -1071,7 +993,7 @@ static void check_uncapped(int is_pipe)
     memset(&r, 0, sizeof r);
     r.expect = data;
     pump_start(&p, loop, wfd, is_pipe, data, TOTAL);
-    CU_ASSERT_EQUAL(START(rill_readexactly(s, 300000, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readexactly(s, 300000, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 10000));
     CU_ASSERT_EQUAL(r.status, 0);
     CU_ASSERT_EQUAL(r.len, 300000);
@@ -1079,7 +1001,7 @@ static void check_uncapped(int is_pipe)
     /* read(-1) with limit 1: everything up to EOF */
     memset(&r, 0, sizeof r);
     r.expect = data + 300000;
-    CU_ASSERT_EQUAL(START(rill_read(s, -1, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, -1, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 10000));
     CU_ASSERT_EQUAL(r.status, 0);
     CU_ASSERT_EQUAL(r.len, TOTAL - 300000);
@@ -1093,10 +1015,8 @@ static void check_uncapped(int is_pipe)
 
 static void test_read_all_tiny_limit(void)
 {
-    begin();
     check_uncapped(0);
     check_uncapped(1);
-    end_check();
 }
 
 static void test_read_zero(void)
@@ -1106,16 +1026,15 @@ static void test_read_zero(void)
     rill_stream *s = sock_stream(loop, 0, &peer);
     rd r;
 
-    begin();
     /* Nothing buffered and no EOF: still completes at once. */
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_read(s, 0, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 0, rd_cb, &r)), 0);
     CU_ASSERT_EQUAL(r.calls, 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, 0);
     CU_ASSERT_EQUAL(r.len, 0);
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readexactly(s, 0, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readexactly(s, 0, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, 0);
     CU_ASSERT_EQUAL(r.len, 0);
@@ -1123,13 +1042,13 @@ static void test_read_zero(void)
     put_str(peer, "abc");
     CU_ASSERT(run_until_buffered(loop, s, 3));
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_read(s, 0, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 0, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, 0);
     CU_ASSERT_EQUAL(r.len, 0);
     CU_ASSERT_EQUAL(r.rbuf_after, 3);
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readexactly(s, 0, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readexactly(s, 0, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, 0);
     CU_ASSERT_EQUAL(r.len, 0);
@@ -1138,12 +1057,11 @@ static void test_read_zero(void)
     put_str(peer, "defgh");
     CU_ASSERT(run_until_buffered(loop, s, 8));
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_read(s, 5, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 5, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_STRING_EQUAL(r.data, "abcde");
     CU_ASSERT_EQUAL(r.rbuf_after, 3);
     finish_stream(loop, s, peer);
-    end_check();
 }
 
 static void test_bad_arguments(void)
@@ -1153,28 +1071,26 @@ static void test_bad_arguments(void)
     rill_stream *s = sock_stream(loop, 0, &peer);
     rd r;
 
-    begin();
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readuntil(s, "", 0, rd_cb, &r)), RILL_EINVAL);
-    CU_ASSERT_EQUAL(START(rill_readuntil(s, "x", 0, rd_cb, &r)), RILL_EINVAL);
-    CU_ASSERT_EQUAL(START(rill_readuntil(s, NULL, 0, rd_cb, &r)), RILL_EINVAL);
-    CU_ASSERT_EQUAL(START(rill_read(s, -2, rd_cb, &r)), RILL_EINVAL);
-    CU_ASSERT_EQUAL(START(rill_read(s, 1, NULL, &r)), RILL_EINVAL);
-    CU_ASSERT_EQUAL(START(rill_readline(s, NULL, &r)), RILL_EINVAL);
-    CU_ASSERT_EQUAL(START(rill_readline(NULL, rd_cb, &r)), RILL_EINVAL);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readuntil(s, "", 0, rd_cb, &r)), RILL_EINVAL);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readuntil(s, "x", 0, rd_cb, &r)), RILL_EINVAL);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readuntil(s, NULL, 0, rd_cb, &r)), RILL_EINVAL);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, -2, rd_cb, &r)), RILL_EINVAL);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 1, NULL, &r)), RILL_EINVAL);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, NULL, &r)), RILL_EINVAL);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(NULL, rd_cb, &r)), RILL_EINVAL);
     /* a separator too long for the inline copy needs memory */
     rill__alloc_fail_at(1);
-    CU_ASSERT_EQUAL(START(rill_readuntil(s, "--boundary", 10, rd_cb, &r)), RILL_ENOMEM);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readuntil(s, "--boundary", 10, rd_cb, &r)), RILL_ENOMEM);
     rill__alloc_fail_at(0);
     /* A failed start leaves no read pending: the next one is accepted. */
     put_str(peer, "ok\n");
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     spin(loop, 2);
     CU_ASSERT_EQUAL(r.calls, 1);          /* the refused calls never call back */
     CU_ASSERT_STRING_EQUAL(r.data, "ok\n");
     finish_stream(loop, s, peer);
-    end_check();
 }
 
 typedef struct {
@@ -1187,12 +1103,12 @@ static void busy_cb(rill_stream *s, int status, const char *data, size_t len, vo
     busy_in_cb *b = ud;
     static rd sink;
     (void)status; (void)data; (void)len;
-    ASYNC_CHECK();
+    TEST_ASSERT_NOT_SYNC();
     b->calls++;
     if (b->calls == 1) {
         /* one read may be started here; a second one is refused */
-        CU_ASSERT_EQUAL(START(rill_readline(s, busy_cb, b)), 0);
-        b->second_rc = START(rill_read(s, 1, rd_cb, &sink));
+        CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, busy_cb, b)), 0);
+        b->second_rc = TEST_CALL(rill_read(s, 1, rd_cb, &sink));
     }
 }
 
@@ -1204,19 +1120,18 @@ static void test_concurrent_busy(void)
     rd first, other;
     busy_in_cb b;
 
-    begin();
     memset(&first, 0, sizeof first);
     memset(&other, 0, sizeof other);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &first)), 0);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &other)), RILL_EBUSY);
-    CU_ASSERT_EQUAL(START(rill_read(s, 1, rd_cb, &other)), RILL_EBUSY);
-    CU_ASSERT_EQUAL(START(rill_read(s, -1, rd_cb, &other)), RILL_EBUSY);
-    CU_ASSERT_EQUAL(START(rill_read(s, 0, rd_cb, &other)), RILL_EBUSY);
-    CU_ASSERT_EQUAL(START(rill_readexactly(s, 1, rd_cb, &other)), RILL_EBUSY);
-    CU_ASSERT_EQUAL(START(rill_readuntil(s, "\r\n", 2, rd_cb, &other)), RILL_EBUSY);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &first)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &other)), RILL_EBUSY);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 1, rd_cb, &other)), RILL_EBUSY);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, -1, rd_cb, &other)), RILL_EBUSY);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 0, rd_cb, &other)), RILL_EBUSY);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readexactly(s, 1, rd_cb, &other)), RILL_EBUSY);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readuntil(s, "\r\n", 2, rd_cb, &other)), RILL_EBUSY);
     spin(loop, 2);
     /* still refused once the first is waiting in the loop */
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &other)), RILL_EBUSY);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &other)), RILL_EBUSY);
     CU_ASSERT_EQUAL(first.calls, 0);
     put_str(peer, "x\n");
     CU_ASSERT(run_until_count(loop, &first.calls, 1, 5000));
@@ -1227,11 +1142,10 @@ static void test_concurrent_busy(void)
     /* inside a callback */
     memset(&b, 0, sizeof b);
     put_str(peer, "a\nb\n");
-    CU_ASSERT_EQUAL(START(rill_readline(s, busy_cb, &b)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, busy_cb, &b)), 0);
     CU_ASSERT(run_until_count(loop, &b.calls, 2, 5000));
     CU_ASSERT_EQUAL(b.second_rc, RILL_EBUSY);
     finish_stream(loop, s, peer);
-    end_check();
 }
 
 static void test_readline_eof_partial_then_empty(void)
@@ -1241,9 +1155,8 @@ static void test_readline_eof_partial_then_empty(void)
     rill_stream *s = sock_stream(loop, 0, &peer);
     rd r;
 
-    begin();
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     put_str(peer, "ab");
     CU_ASSERT(run_until_buffered(loop, s, 2));
     put_str(peer, "c");
@@ -1255,14 +1168,13 @@ static void test_readline_eof_partial_then_empty(void)
     CU_ASSERT_EQUAL(r.at_eof, 1);
     for (i = 0; i < 3; i++) {
         memset(&r, 0, sizeof r);
-        CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+        CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
         CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
         CU_ASSERT_EQUAL(r.status, 0);
         CU_ASSERT_EQUAL(r.len, 0);
         CU_ASSERT_EQUAL(r.at_eof, 1);
     }
     finish_stream(loop, s, peer);
-    end_check();
 }
 
 static void test_at_eof(void)
@@ -1272,12 +1184,11 @@ static void test_at_eof(void)
     rill_stream *s = sock_stream(loop, 0, &peer);
     rd r;
 
-    begin();
     CU_ASSERT_EQUAL(rill_at_eof(s), 0);
     /* buffer empty but no EOF yet */
     memset(&r, 0, sizeof r);
     put_str(peer, "ab\n");
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.rbuf_after, 0);
     CU_ASSERT_EQUAL(r.at_eof, 0);
@@ -1288,19 +1199,18 @@ static void test_at_eof(void)
     CU_ASSERT_EQUAL(s->rbuf.len, 7);
     CU_ASSERT_EQUAL(rill_at_eof(s), 0);
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_STRING_EQUAL(r.data, "abc\n");
     CU_ASSERT_EQUAL(r.at_eof, 0);
     /* the last bytes are consumed before the callback runs */
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_STRING_EQUAL(r.data, "def");
     CU_ASSERT_EQUAL(r.at_eof, 1);
     CU_ASSERT_EQUAL(rill_at_eof(s), 1);
     finish_stream(loop, s, peer);
-    end_check();
 }
 
 typedef struct {
@@ -1311,7 +1221,7 @@ static void cancel_then_read_cb(rill_stream *s, int status, const char *data, si
 {
     cancel_chain *c = ud;
     rd_cb(s, status, data, len, &c->first);
-    CU_ASSERT_EQUAL(START(rill_read(s, 10, rd_cb, &c->second)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 10, rd_cb, &c->second)), 0);
 }
 
 static void test_read_cancel(void)
@@ -1322,15 +1232,14 @@ static void test_read_cancel(void)
     rd r;
     cancel_chain cc;
 
-    begin();
     CU_ASSERT_EQUAL(rill_read_cancel(s), 0);     /* nothing pending: nothing happens */
     put_str(peer, "abc");
     CU_ASSERT(run_until_buffered(loop, s, 3));
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     spin(loop, 3);
     CU_ASSERT_EQUAL(r.calls, 0);
-    CU_ASSERT_EQUAL(START(rill_read_cancel(s)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read_cancel(s)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     spin(loop, 2);
     CU_ASSERT_EQUAL(r.calls, 1);
@@ -1340,22 +1249,21 @@ static void test_read_cancel(void)
     CU_ASSERT_EQUAL(r.rbuf_after, 3);    /* buffered data stays */
     /* cancelled before it was ever evaluated, although the buffer could answer */
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_read(s, 10, rd_cb, &r)), 0);
-    CU_ASSERT_EQUAL(START(rill_read_cancel(s)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 10, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read_cancel(s)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, RILL_ECANCELED);
     CU_ASSERT_EQUAL(s->rbuf.len, 3);
     /* a read started from the cancel callback works */
     memset(&cc, 0, sizeof cc);
-    CU_ASSERT_EQUAL(START(rill_readexactly(s, 100, cancel_then_read_cb, &cc)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readexactly(s, 100, cancel_then_read_cb, &cc)), 0);
     spin(loop, 2);
-    CU_ASSERT_EQUAL(START(rill_read_cancel(s)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read_cancel(s)), 0);
     CU_ASSERT(run_until_count(loop, &cc.second.calls, 1, 5000));
     CU_ASSERT_EQUAL(cc.first.status, RILL_ECANCELED);
     CU_ASSERT_EQUAL(cc.second.status, 0);
     CU_ASSERT_STRING_EQUAL(cc.second.data, "abc");
     finish_stream(loop, s, peer);
-    end_check();
 }
 
 static void test_pause_resume(void)
@@ -1365,22 +1273,21 @@ static void test_pause_resume(void)
     rill_stream *s = sock_stream(loop, 0, &peer);
     rd r;
 
-    begin();
     /* bytes already buffered still answer reads while paused */
     put_str(peer, "a\nb\n");
     CU_ASSERT(run_until_buffered(loop, s, 4));
     CU_ASSERT_EQUAL(rill_pause_reading(s), 0);
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_STRING_EQUAL(r.data, "a\n");
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_STRING_EQUAL(r.data, "b\n");
     /* the descriptor is not read while paused: the pending read waits */
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     put_str(peer, "hi\n");
     spin(loop, 10);
     CU_ASSERT_EQUAL(r.calls, 0);
@@ -1400,7 +1307,6 @@ static void test_pause_resume(void)
     CU_ASSERT_EQUAL(rill_resume_reading(s), 0);
     CU_ASSERT(run_until_buffered(loop, s, 6));
     finish_stream(loop, s, peer);
-    end_check();
 }
 
 static void feed_byte(void *ud)
@@ -1417,10 +1323,9 @@ static void test_read_timeout(void)
     uint64_t t0;
     rd r;
 
-    begin();
     CU_ASSERT_EQUAL(rill_set_read_timeout(s, 100), 0);
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     spin(loop, 1);
     t0 = test_now_ms();
     put_str(peer, "abc");
@@ -1434,7 +1339,7 @@ static void test_read_timeout(void)
     CU_ASSERT_EQUAL(rill_is_closing(s), 0);
     /* still usable */
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     put_str(peer, "\n");
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, 0);
@@ -1442,7 +1347,7 @@ static void test_read_timeout(void)
     /* every new byte starts the wait over: 8 bytes 60 ms apart outlast a 300 ms timeout */
     CU_ASSERT_EQUAL(rill_set_read_timeout(s, 300), 0);
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     for (i = 1; i <= 8; i++)
         CU_ASSERT_PTR_NOT_NULL(rill_call_later(loop, (uint64_t)(60 * i), feed_byte, &peer));
     CU_ASSERT(run_until_buffered(loop, s, 8));
@@ -1454,7 +1359,7 @@ static void test_read_timeout(void)
     /* set while a read already waits: it applies to that read */
     memset(&r, 0, sizeof r);
     CU_ASSERT_EQUAL(rill_set_read_timeout(s, 0), 0);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     spin(loop, 2);
     t0 = test_now_ms();
     CU_ASSERT_EQUAL(rill_set_read_timeout(s, 80), 0);
@@ -1464,7 +1369,7 @@ static void test_read_timeout(void)
     /* <= 0 turns it off, also for a read already waiting */
     memset(&r, 0, sizeof r);
     CU_ASSERT_EQUAL(rill_set_read_timeout(s, 50), 0);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     spin(loop, 1);
     CU_ASSERT_EQUAL(rill_set_read_timeout(s, 0), 0);
     spin(loop, 20);
@@ -1473,7 +1378,6 @@ static void test_read_timeout(void)
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, RILL_ECANCELED);
     finish_stream(loop, s, peer);
-    end_check();
 }
 
 /* Arming a read timeout needs no memory (the timer heap is intrusive): with the
@@ -1486,11 +1390,10 @@ static void test_read_timeout_enomem(void)
     rill_stream *s = sock_stream(loop, 0, &peer);
     rd r;
 
-    begin();
     put_str(peer, "abc");
     CU_ASSERT(run_until_buffered(loop, s, 3));
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     spin(loop, 1);
     rill__alloc_fail_at(1);
     CU_ASSERT_EQUAL(rill_set_read_timeout(s, 20), 0);
@@ -1500,7 +1403,7 @@ static void test_read_timeout_enomem(void)
     CU_ASSERT_EQUAL(r.rbuf_after, 3);
     /* the read step arming it */
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     rill__alloc_fail_at(1);
     rill_loop_run_once(loop, 0);
     rill__alloc_fail_at(0);
@@ -1508,7 +1411,6 @@ static void test_read_timeout_enomem(void)
     CU_ASSERT_EQUAL(r.status, RILL_ETIMEDOUT);
     CU_ASSERT_EQUAL(r.rbuf_after, 3);
     finish_stream(loop, s, peer);
-    end_check();
 }
 
 static void test_write_only_pipe_refuses_reads(void)
@@ -1518,16 +1420,15 @@ static void test_write_only_pipe_refuses_reads(void)
     int p[2], q[2];
     rd r;
 
-    begin();
     memset(&r, 0, sizeof r);
     CU_ASSERT_FATAL(pipe(p) == 0 && pipe(q) == 0);
     CU_ASSERT_FATAL(rill_connect_write_pipe(loop, p[1], 0, &ws) == 0);
     CU_ASSERT_EQUAL(rill_stream_mode(ws), RILL_MODE_WRITE);
-    CU_ASSERT_EQUAL(START(rill_read(ws, 10, rd_cb, &r)), RILL_EMODE);
-    CU_ASSERT_EQUAL(START(rill_read(ws, -1, rd_cb, &r)), RILL_EMODE);
-    CU_ASSERT_EQUAL(START(rill_readline(ws, rd_cb, &r)), RILL_EMODE);
-    CU_ASSERT_EQUAL(START(rill_readexactly(ws, 1, rd_cb, &r)), RILL_EMODE);
-    CU_ASSERT_EQUAL(START(rill_readuntil(ws, "x", 1, rd_cb, &r)), RILL_EMODE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(ws, 10, rd_cb, &r)), RILL_EMODE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(ws, -1, rd_cb, &r)), RILL_EMODE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(ws, rd_cb, &r)), RILL_EMODE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readexactly(ws, 1, rd_cb, &r)), RILL_EMODE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readuntil(ws, "x", 1, rd_cb, &r)), RILL_EMODE);
     CU_ASSERT_EQUAL(rill_pause_reading(ws), RILL_EMODE);
     CU_ASSERT_EQUAL(rill_resume_reading(ws), RILL_EMODE);
     /* and the other way round (item 29) */
@@ -1541,7 +1442,6 @@ static void test_write_only_pipe_refuses_reads(void)
     close(p[0]);
     close(q[1]);
     test_loop_finish(loop);
-    end_check();
 }
 
 typedef struct {
@@ -1561,7 +1461,7 @@ static void order_close_cb(rill_stream *s, int status, void *ud)
 {
     close_order *o = ud;
     (void)s; (void)status;
-    ASYNC_CHECK();
+    TEST_ASSERT_NOT_SYNC();
     o->close_at = ++o->order;
 }
 
@@ -1569,7 +1469,7 @@ static void order_waited_cb(rill_stream *s, int status, void *ud)
 {
     close_order *o = ud;
     (void)s; (void)status;
-    ASYNC_CHECK();
+    TEST_ASSERT_NOT_SYNC();
     o->waited_at = ++o->order;
 }
 
@@ -1581,26 +1481,23 @@ static void test_close_cancels_read(void)
     close_order o;
     rd r;
 
-    begin();
     for (abort_it = 0; abort_it < 2; abort_it++) {
         s = sock_stream(loop, 0, &peer);
         memset(&o, 0, sizeof o);
         memset(&r, 0, sizeof r);
         put_str(peer, "buffered");
         CU_ASSERT(run_until_buffered(loop, s, 8));
-        CU_ASSERT_EQUAL(START(rill_readline(s, order_read_cb, &o)), 0);
+        CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, order_read_cb, &o)), 0);
         spin(loop, 1);
-        CU_ASSERT_EQUAL(START(rill_wait_closed(s, order_waited_cb, &o)), 0);
+        CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, order_waited_cb, &o)), 0);
         if (abort_it) {
-            g_starting++;
-            rill_abort(s);
-            g_starting--;
+            TEST_CALLV(rill_abort(s));
             o.close_at = ++o.order;       /* abort has no callback: keep the numbering */
         } else {
-            CU_ASSERT_EQUAL(START(rill_close(s, order_close_cb, &o)), 0);
+            CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, order_close_cb, &o)), 0);
         }
         /* closing: new reads are refused */
-        CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), RILL_ECLOSED);
+        CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), RILL_ECLOSED);
         CU_ASSERT(run_until_count(loop, &o.order, 3, 5000));
         CU_ASSERT_EQUAL(o.r.status, RILL_ECANCELED);
         CU_ASSERT_EQUAL(o.r.data_null, 1);
@@ -1616,7 +1513,6 @@ static void test_close_cancels_read(void)
         close(peer);
     }
     test_loop_finish(loop);
-    end_check();
 }
 
 typedef struct {
@@ -1627,7 +1523,7 @@ static void abort_waited_cb(rill_stream *s, int status, void *ud)
 {
     abort_in_cb *x = ud;
     (void)s; (void)status;
-    ASYNC_CHECK();
+    TEST_ASSERT_NOT_SYNC();
     x->waited++;
 }
 
@@ -1635,18 +1531,16 @@ static void abort_read_cb(rill_stream *s, int status, const char *data, size_t l
 {
     abort_in_cb *x = ud;
     char copy[16];
-    ASYNC_CHECK();
+    TEST_ASSERT_NOT_SYNC();
     x->calls++;
     CU_ASSERT_EQUAL(status, 0);
     CU_ASSERT_FATAL(len == 6 && data != NULL);
     memcpy(copy, data, len);
-    g_starting++;
-    rill_abort(s);
-    g_starting--;
-    CU_ASSERT_EQUAL(START(rill_wait_closed(s, abort_waited_cb, x)), 0);
+    TEST_CALLV(rill_abort(s));
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, abort_waited_cb, x)), 0);
     /* the handle and the bytes outlive the abort until this callback returns */
     x->same = memcmp(copy, data, len) == 0 && rill_is_closing(s);
-    x->refused = START(rill_readline(s, abort_read_cb, x)) == RILL_ECLOSED;
+    x->refused = TEST_CALL(rill_readline(s, abort_read_cb, x)) == RILL_ECLOSED;
 }
 
 static void test_abort_from_read_callback(void)
@@ -1656,10 +1550,9 @@ static void test_abort_from_read_callback(void)
     rill_stream *s = sock_stream(loop, 0, &peer);
     abort_in_cb x;
 
-    begin();
     memset(&x, 0, sizeof x);
     put_str(peer, "hello\nmore\n");
-    CU_ASSERT_EQUAL(START(rill_readline(s, abort_read_cb, &x)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, abort_read_cb, &x)), 0);
     CU_ASSERT(run_until_count(loop, &x.waited, 1, 5000));
     spin(loop, 2);
     CU_ASSERT_EQUAL(x.calls, 1);
@@ -1668,7 +1561,6 @@ static void test_abort_from_read_callback(void)
     CU_ASSERT_EQUAL(x.waited, 1);
     close(peer);
     test_loop_finish(loop);
-    end_check();
 }
 
 static void close_now(void *ud)
@@ -1688,7 +1580,6 @@ static void test_close_beats_read_timeout(void)
     struct timespec ts;
     rd r;
 
-    begin();
     CU_ASSERT_FATAL(big != NULL);
     memset(&r, 0, sizeof r);
     /* more than the socket takes: the close has to wait for the peer (FLUSHING) */
@@ -1697,7 +1588,7 @@ static void test_close_beats_read_timeout(void)
     CU_ASSERT_EQUAL(rill_set_read_timeout(s, 50), 0);
     /* created before the read's timer is armed: on equal deadlines it fires first */
     CU_ASSERT_PTR_NOT_NULL(rill_call_later(loop, 50, close_now, s));
-    CU_ASSERT_EQUAL(START(rill_readline(s, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, rd_cb, &r)), 0);
     rill_loop_run_once(loop, 0);
     CU_ASSERT(rill__timer_armed(&s->read_timer));
     CU_ASSERT_EQUAL(r.calls, 0);
@@ -1712,7 +1603,6 @@ static void test_close_beats_read_timeout(void)
     close(peer);
     test_loop_finish(loop);
     free(big);
-    end_check();
 }
 
 typedef struct {
@@ -1726,11 +1616,11 @@ static void same_iter_cb(rill_stream *s, int status, const char *data, size_t le
 {
     same_iter *x = ud;
     (void)data;
-    ASYNC_CHECK();
+    TEST_ASSERT_NOT_SYNC();
     CU_ASSERT_EQUAL(status, 0);
     CU_ASSERT_EQUAL(len, 2);
     if (++x->lines < 3) {
-        CU_ASSERT_EQUAL(START(rill_readline(s, same_iter_cb, x)), 0);
+        CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, same_iter_cb, x)), 0);
         return;
     }
     x->polls_at_end = x->loop->npolls;
@@ -1741,7 +1631,7 @@ static void start_from_timer(void *ud)
 {
     same_iter *x = ud;
     x->polls_at_start = x->loop->npolls;
-    CU_ASSERT_EQUAL(START(rill_readline(x->s, same_iter_cb, x)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(x->s, same_iter_cb, x)), 0);
 }
 
 /* Buffered data is cheap: a read the buffer answers completes in the iteration
@@ -1752,18 +1642,16 @@ static void test_buffered_answer_same_iteration(void)
     int peer;
     same_iter x;
 
-    begin();
     memset(&x, 0, sizeof x);
     x.loop = loop;
     x.s = sock_stream(loop, 0, &peer);
     put_str(peer, "a\nb\nc\n");
     CU_ASSERT(run_until_buffered(loop, x.s, 6));
     CU_ASSERT_PTR_NOT_NULL(rill_call_later(loop, 0, start_from_timer, &x));
-    CU_ASSERT(run_until_flag(loop, &x.done, 5000));
+    CU_ASSERT(test_run_until_every(loop, &x.done, 5000, 5));
     CU_ASSERT_EQUAL(x.lines, 3);
     CU_ASSERT_EQUAL(x.polls_at_end, x.polls_at_start);
     finish_stream(loop, x.s, peer);
-    end_check();
 }
 
 /* ======================================================= flow control */
@@ -1777,7 +1665,7 @@ typedef struct {
 static void fc_line_cb(rill_stream *s, int status, const char *data, size_t len, void *ud)
 {
     fc_reader *f = ud;
-    ASYNC_CHECK();
+    TEST_ASSERT_NOT_SYNC();
     /* readline's limit error hands over the whole buffer it discarded */
     if (len + s->rbuf.len > f->peak)
         f->peak = len + s->rbuf.len;
@@ -1794,7 +1682,7 @@ static void fc_line_cb(rill_stream *s, int status, const char *data, size_t len,
         return;
     }
     f->total += len;
-    if (START(rill_readline(s, fc_line_cb, f)) != 0) {
+    if (TEST_CALL(rill_readline(s, fc_line_cb, f)) != 0) {
         f->bad++;
         f->done = 1;
     }
@@ -1812,13 +1700,12 @@ static void test_flow_control_readline_flood(void)
     fc_reader f;
     pump p;
 
-    begin();
     memset(&f, 0, sizeof f);
     f.limit = rill_stream_get_limit(s);
     CU_ASSERT_EQUAL(f.limit, RILL__DEFAULT_LIMIT);
     pump_start(&p, loop, peer, 0, NULL, TOTAL);
     p.observe = s;
-    CU_ASSERT_EQUAL(START(rill_readline(s, fc_line_cb, &f)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, fc_line_cb, &f)), 0);
     while (!f.done && test_now_ms() < end) {
         rill_loop_run_once(loop, 100);
         if (s->rbuf.len > f.peak)
@@ -1833,7 +1720,6 @@ static void test_flow_control_readline_flood(void)
     CU_ASSERT_EQUAL(p.err, 0);
     pump_stop(&p);
     finish_stream(loop, s, peer);
-    end_check();
 }
 
 /* No read pending: reading stops above 2 * limit and resumes at limit or below. */
@@ -1863,7 +1749,7 @@ static void check_fc_no_read(size_t limit)
     CU_ASSERT_EQUAL(s->io.events & RILL_READABLE, 0);
     /* down to limit + 1: still stopped */
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_read(s, (ssize_t)(len - limit - 1), rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, (ssize_t)(len - limit - 1), rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.len, len - limit - 1);
     CU_ASSERT_EQUAL(r.rbuf_after, limit + 1);
@@ -1873,7 +1759,7 @@ static void check_fc_no_read(size_t limit)
     }
     /* down to limit: reading resumes, and stops again above 2 * limit */
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_read(s, 1, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 1, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.rbuf_after, limit);
     for (end = test_now_ms() + 5000; s->rbuf.len <= 2 * limit && test_now_ms() < end;) {
@@ -1888,10 +1774,8 @@ static void check_fc_no_read(size_t limit)
 
 static void test_flow_control_no_read(void)
 {
-    begin();
     check_fc_no_read(RILL__DEFAULT_LIMIT);
     check_fc_no_read(1000);
-    end_check();
 }
 
 /* ============================================ read chains cost no poll */
@@ -1907,7 +1791,7 @@ static void chain_cb(rill_stream *s, int status, const char *data, size_t len, v
 {
     chain *c = ud;
     int n;
-    ASYNC_CHECK();
+    TEST_ASSERT_NOT_SYNC();
     n = snprintf(c->line, sizeof c->line, "%d\n", c->count);
     if (status != 0 || len != (size_t)n || memcmp(data, c->line, len) != 0) {
         c->bad++;
@@ -1919,7 +1803,7 @@ static void chain_cb(rill_stream *s, int status, const char *data, size_t len, v
         rill_close(s, NULL, NULL);       /* ends the chain without waiting in poll */
         return;
     }
-    if (START(rill_readline(s, chain_cb, c)) != 0) {
+    if (TEST_CALL(rill_readline(s, chain_cb, c)) != 0) {
         c->bad++;
         c->done = 1;
     }
@@ -1955,8 +1839,8 @@ static void check_chain(size_t limit, int prebuffer, unsigned long max_polls)
         CU_ASSERT(p.finished);
     }
     polls = loop->npolls;
-    CU_ASSERT_EQUAL(START(rill_readline(s, chain_cb, &c)), 0);
-    run_until_flag(loop, &c.done, 30000);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, chain_cb, &c)), 0);
+    test_run_until_every(loop, &c.done, 30000, 5);
     polls = loop->npolls - polls;
     /* s is gone: the last callback closed it */
     fprintf(stderr, "(%s, limit %lu: %lu polls) ", prebuffer ? "all buffered" : "fed meanwhile",
@@ -1972,11 +1856,9 @@ static void check_chain(size_t limit, int prebuffer, unsigned long max_polls)
 
 static void test_readline_chain_no_polls(void)
 {
-    begin();
     check_chain(0, 0, 100);
     /* Everything already buffered: the whole chain runs inside one read step. */
     check_chain((size_t)1 << 20, 1, 3);
-    end_check();
 }
 
 /* ============================================================ resets */
@@ -1989,7 +1871,7 @@ static void reset_first_cb(rill_stream *s, int status, const char *data, size_t 
 {
     reset_pair *p = ud;
     rd_cb(s, status, data, len, &p->first);
-    CU_ASSERT_EQUAL(START(rill_readexactly(s, 5, rd_cb, &p->second)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readexactly(s, 5, rd_cb, &p->second)), 0);
 }
 
 static void hard_close(int fd)
@@ -2009,9 +1891,8 @@ static void test_reset_while_reading(void)
     reset_pair rp;
     rd r;
 
-    begin();
     memset(&rp, 0, sizeof rp);
-    CU_ASSERT_EQUAL(START(rill_readline(s, reset_first_cb, &rp)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, reset_first_cb, &rp)), 0);
     spin(loop, 2);
     hard_close(peer);
     CU_ASSERT(run_until_count(loop, &rp.second.calls, 1, 5000));
@@ -2022,13 +1903,12 @@ static void test_reset_while_reading(void)
     CU_ASSERT_EQUAL(rp.second.status, -ECONNRESET);
     /* and so does one started later */
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_read(s, 10, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 10, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, -ECONNRESET);
     CU_ASSERT_EQUAL(r.data_null, 1);
     CU_ASSERT_EQUAL(rill_at_eof(s), 0);
     finish_stream(loop, s, -1);
-    end_check();
 }
 
 /* Item 7: a stored error wins over bytes still buffered. */
@@ -2040,7 +1920,6 @@ static void test_reset_beats_buffered_data(void)
     uint64_t end;
     rd r;
 
-    begin();
     put_str(peer, "abc");
     CU_ASSERT(run_until_buffered(loop, s, 3));
     hard_close(peer);
@@ -2048,16 +1927,15 @@ static void test_reset_beats_buffered_data(void)
         rill_loop_run_once(loop, 10);
     CU_ASSERT_FATAL(s->flags & S_LOST);
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_readexactly(s, 3, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readexactly(s, 3, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, -ECONNRESET);
     CU_ASSERT_EQUAL(r.data_null, 1);
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(START(rill_read(s, 0, rd_cb, &r)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 0, rd_cb, &r)), 0);
     CU_ASSERT(run_until_count(loop, &r.calls, 1, 5000));
     CU_ASSERT_EQUAL(r.status, -ECONNRESET);
     finish_stream(loop, s, -1);
-    end_check();
 }
 
 /* ------------------------------------------ steady state: no allocation */

@@ -5,6 +5,7 @@
    loopback connect from the listen queue, before the server accepts), adopted
    with rill_connect_sock or read directly. */
 #include "support/testutil.h"
+#include "support/streams.h"
 #include "support/certs.h"
 #include "rill_private.h"
 #include "syshooks.h"   /* loop->npolls: the EMFILE test proves the loop sleeps */
@@ -33,7 +34,6 @@ enum { MODE_ECHO, MODE_HOLD, MODE_LINE, MODE_CLOSE_IN_CB };
 typedef struct srv_ctx {
     rill_loop *loop;
     int mode;
-    int in_call;                  /* set around starting calls: a callback seeing it was synchronous */
     int clients;
     rill_stream *last;
     int reads, read_status;       /* MODE_HOLD's pending read */
@@ -46,16 +46,6 @@ typedef struct srv_ctx {
     uint64_t closed_at;
     int socket_calls, socket_family[4], socket_fd_ok, socket_fail;
 } srv_ctx;
-
-static void echo_read(rill_stream *s, int status, const char *data, size_t len, void *ud)
-{
-    if (status < 0 || len == 0) {
-        rill_close(s, NULL, NULL);
-        return;
-    }
-    if (rill_write(s, data, len, NULL, NULL) < 0 || rill_read(s, 65536, echo_read, ud) < 0)
-        rill_close(s, NULL, NULL);
-}
 
 static void hold_read(rill_stream *s, int status, const char *data, size_t len, void *ud)
 {
@@ -80,7 +70,7 @@ static void on_closed(rill_server *srv, int status, void *ud)
 {
     srv_ctx *c = ud;
     (void)srv;
-    if (c->in_call)
+    if (test_sync_check())
         c->close_sync = 1;
     c->closed++;
     c->close_status = status;
@@ -97,7 +87,7 @@ static void on_client(rill_server *srv, rill_stream *s, void *ud)
     CU_ASSERT_EQUAL(rill_stream_mode(s), RILL_MODE_READWRITE);
     switch (c->mode) {
     case MODE_ECHO:
-        rill_read(s, 65536, echo_read, c);
+        rill_read(s, 65536, test_echo_read, c);
         break;
     case MODE_HOLD:
         rill_read(s, 65536, hold_read, c);
@@ -107,9 +97,7 @@ static void on_client(rill_server *srv, rill_stream *s, void *ud)
         break;
     case MODE_CLOSE_IN_CB:
         rill_write(s, "bye\n", 4, NULL, NULL);
-        c->in_call = 1;
-        CU_ASSERT_EQUAL(rill_server_close(srv, on_closed, c), 0);
-        c->in_call = 0;
+        CU_ASSERT_EQUAL(TEST_CALL(rill_server_close(srv, on_closed, c)), 0);
         CU_ASSERT_FALSE(rill_server_is_serving(srv));
         break;
     }
@@ -118,7 +106,7 @@ static void on_client(rill_server *srv, rill_stream *s, void *ud)
 static void on_started(rill_server *srv, int status, void *ud)
 {
     srv_ctx *c = ud;
-    if (c->in_call)
+    if (test_sync_check())
         c->start_sync = 1;
     c->started++;
     c->start_status = status;
@@ -129,7 +117,7 @@ static void on_forever(rill_server *srv, int status, void *ud)
 {
     srv_ctx *c = ud;
     (void)srv;
-    if (c->in_call)
+    if (test_sync_check())
         c->forever_sync = 1;
     c->forever++;
     c->forever_status = status;
@@ -158,9 +146,7 @@ static rill_server *serve(rill_loop *loop, const char *host, int port, const ril
 static void close_and_wait(rill_loop *loop, rill_server *srv, srv_ctx *c)
 {
     int before = c->closed;
-    c->in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_close(srv, on_closed, c), 0);
-    c->in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_close(srv, on_closed, c)), 0);
     CU_ASSERT_FALSE(rill_server_is_bound(srv));
     CU_ASSERT_FALSE(rill_server_is_serving(srv));
     CU_ASSERT_EQUAL(rill_server_nsockets(srv), 0);
@@ -679,9 +665,7 @@ static void test_start_serving_callback(void)
     memset(&c, 0, sizeof c);
     srv = rill_server_new(loop, "127.0.0.1", 0, NULL, on_client, &c);
     CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
-    c.in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_start_serving(srv, on_started, &c), 0);
-    c.in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_start_serving(srv, on_started, &c)), 0);
     CU_ASSERT_EQUAL(c.started, 0);   /* from the loop, never from inside the call */
     CU_ASSERT(test_run_until(loop, &c.started, 2000));
     CU_ASSERT_FALSE(c.start_sync);
@@ -689,9 +673,7 @@ static void test_start_serving_callback(void)
     CU_ASSERT_TRUE(c.start_serving_seen);
     port = rill_server_port(srv);
     /* already serving: still one callback, from the loop */
-    c.in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_start_serving(srv, on_started, &c), 0);
-    c.in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_start_serving(srv, on_started, &c)), 0);
     CU_ASSERT_EQUAL(c.started, 1);
     test_run_until(loop, &c.closed, 100);
     CU_ASSERT_EQUAL(c.started, 2);
@@ -701,9 +683,7 @@ static void test_start_serving_callback(void)
     memset(&c2, 0, sizeof c2);
     srv2 = rill_server_new(loop, "127.0.0.1", port, NULL, on_client, &c2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(srv2);
-    c2.in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_start_serving(srv2, on_started, &c2), 0);
-    c2.in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_start_serving(srv2, on_started, &c2)), 0);
     CU_ASSERT_EQUAL(c2.started, 0);
     CU_ASSERT(test_run_until(loop, &c2.started, 2000));
     CU_ASSERT_FALSE(c2.start_sync);
@@ -912,9 +892,7 @@ static void test_abort(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
     fd = stuck_client(loop, srv, &c, &big, 16u << 20);
     t0 = test_now_ms();
-    c.in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_abort(srv, on_closed, &c), 0);
-    c.in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_abort(srv, on_closed, &c)), 0);
     CU_ASSERT_FALSE(rill_server_is_serving(srv));
     CU_ASSERT_FALSE(rill_server_is_bound(srv));
     CU_ASSERT_EQUAL(rill_server_nsockets(srv), 0);
@@ -1010,10 +988,8 @@ static void test_serve_forever(void)
     memset(&c, 0, sizeof c);
     srv = rill_server_new(loop, "127.0.0.1", 0, NULL, on_client, &c);
     CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
-    c.in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_serve_forever(srv, on_forever, &c), 0);   /* binds and serves */
-    CU_ASSERT_EQUAL(rill_server_serve_forever(srv, on_forever, &c), RILL_EBUSY);
-    c.in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_serve_forever(srv, on_forever, &c)), 0);   /* binds and serves */
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_serve_forever(srv, on_forever, &c)), RILL_EBUSY);
     CU_ASSERT_TRUE(rill_server_is_serving(srv));
     CU_ASSERT(echo_roundtrip(loop, connect_tcp(AF_INET, "127.0.0.1", rill_server_port(srv)), "forever\n"));
     test_run_until(loop, &c.forever, 100);
@@ -1287,35 +1263,7 @@ static int emfile_child(void)
 
 static void test_emfile_pauses_accepting(void)
 {
-    pid_t pid;
-    int st = 0, waited = 0;
-    uint64_t end;
-
-    fflush(NULL);
-    pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0) {
-        alarm(30);   /* the inherited watchdog handler ends a stuck child */
-        _exit(emfile_child());
-    }
-    end = test_now_ms() + 40000;
-    while (test_now_ms() < end) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            waited = 1;
-            break;
-        }
-        usleep(10000);
-    }
-    if (!waited) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &st, 0);
-    }
-    CU_ASSERT_TRUE(waited);
-    CU_ASSERT_TRUE(WIFEXITED(st));
-    if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
-        fprintf(stderr, "\nemfile child failed at step %d\n", WEXITSTATUS(st));
-    CU_ASSERT_EQUAL(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+    test_in_child("emfile", emfile_child, 25000);
 }
 
 /* ------------------------------------------------------------ Unix files */
@@ -1522,19 +1470,12 @@ static void test_reuse_port(void)
    something failed (asserted). */
 static int tls_contexts(rill_tls **stls, rill_tls **ctls)
 {
-    const char *why = NULL;
-    const test_certs *ct = test_certs_get(&why);
+    const test_certs *ct = test_certs_or_skip();
     rill_tls_opts o;
 
     *stls = *ctls = NULL;
-    if (ct == NULL) {
-        if (!test_have_openssl()) {
-            CU_PASS("skipped: the openssl command is not installed");
-        } else {
-            CU_FAIL(why != NULL ? why : "certificate generation failed");
-        }
+    if (ct == NULL)
         return -1;
-    }
     memset(&o, 0, sizeof o);
     o.cert_file = ct->server;
     o.key_file = ct->key;

@@ -6,6 +6,8 @@
    plain and in TLS servers). Every test checks that nothing leaks: rill_loop_free()
    returns 0, no rill allocation is left and no descriptor stays open. */
 #include "support/testutil.h"
+#include "support/streams.h"
+#include "support/proc.h"
 #include "support/certs.h"
 #include "rill_private.h"
 #include "stream.h"
@@ -38,7 +40,7 @@ typedef struct ectx {
     int errors, last_error, error_peer;
     int started, start_status;
     int closed, close_status;
-    int in_call, sync_cb;          /* a callback seeing in_call ran synchronously */
+    int sync_cb;                   /* a callback ran inside a TEST_CALL */
     int order[8], norder;          /* 1: start_serving callback, 2: close callback */
     uint64_t closed_at;
     int reenter;                   /* on_closed calls the API again */
@@ -50,16 +52,6 @@ typedef struct ectx {
     int blockers[16], nblockers;
     unsigned long fail_in_hook;    /* arm rill__alloc_fail_at after blocking */
 } ectx;
-
-static void e_echo_read(rill_stream *s, int status, const char *data, size_t len, void *ud)
-{
-    if (status < 0 || len == 0) {
-        rill_close(s, NULL, NULL);
-        return;
-    }
-    if (rill_write(s, data, len, NULL, NULL) < 0 || rill_read(s, 65536, e_echo_read, ud) < 0)
-        rill_close(s, NULL, NULL);
-}
 
 static void e_hold_read(rill_stream *s, int status, const char *data, size_t len, void *ud)
 {
@@ -74,7 +66,7 @@ static void e_on_client(rill_server *srv, rill_stream *s, void *ud)
     c->clients++;
     c->last = s;
     c->last_fd_flags_ok = fl >= 0 && (fl & O_NONBLOCK) && fdfl >= 0 && (fdfl & FD_CLOEXEC);
-    rill_read(s, 65536, c->echo ? e_echo_read : e_hold_read, c);
+    rill_read(s, 65536, c->echo ? test_echo_read : e_hold_read, c);
 }
 
 static void e_on_error(rill_server *srv, int status, const struct sockaddr *peer, void *ud)
@@ -90,7 +82,7 @@ static void e_on_started(rill_server *srv, int status, void *ud)
 {
     ectx *c = ud;
     (void)srv;
-    if (c->in_call)
+    if (test_sync_check())
         c->sync_cb = 1;
     c->started++;
     c->start_status = status;
@@ -101,7 +93,7 @@ static void e_on_started(rill_server *srv, int status, void *ud)
 static void e_on_closed(rill_server *srv, int status, void *ud)
 {
     ectx *c = ud;
-    if (c->in_call)
+    if (test_sync_check())
         c->sync_cb = 1;
     c->closed++;
     c->close_status = status;
@@ -122,9 +114,7 @@ static void e_on_closed(rill_server *srv, int status, void *ud)
 static void e_close_wait(rill_loop *loop, rill_server *srv, ectx *c)
 {
     int before = c->closed;
-    c->in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_close(srv, e_on_closed, c), 0);
-    c->in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_close(srv, e_on_closed, c)), 0);
     {
         uint64_t end = test_now_ms() + 5000;
         while (c->closed == before && test_now_ms() < end)
@@ -136,15 +126,6 @@ static void e_close_wait(rill_loop *loop, rill_server *srv, ectx *c)
 
 /* ------------------------------------------------------------ leak checks */
 
-static int count_fds(void)
-{
-    int fd, n = 0;
-    for (fd = 0; fd < 1024; fd++)
-        if (fcntl(fd, F_GETFD) != -1)
-            n++;
-    return n;
-}
-
 typedef struct baseline {
     unsigned long live;
     int fds;
@@ -152,7 +133,7 @@ typedef struct baseline {
 
 static rill_loop *begin(baseline *b)
 {
-    b->fds = count_fds();
+    b->fds = test_proc_fds(0);
     b->live = rill__alloc_live();
     return test_loop_new(0);
 }
@@ -161,7 +142,7 @@ static void finish(rill_loop *loop, const baseline *b)
 {
     test_loop_finish(loop);
     CU_ASSERT_EQUAL(rill__alloc_live(), b->live);
-    CU_ASSERT_EQUAL(count_fds(), b->fds);
+    CU_ASSERT_EQUAL(test_proc_fds(0), b->fds);
 }
 
 static int fd_open(int fd)
@@ -492,9 +473,7 @@ static void test_alloc_fail_waiters(void)
     rill__alloc_fail_at(0);
     CU_ASSERT_FALSE(rill_server_is_serving(srv));
     CU_ASSERT_FALSE(rill_server_is_bound(srv));
-    c.in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_start_serving(srv, e_on_started, &c), 0);
-    c.in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_start_serving(srv, e_on_started, &c)), 0);
     CU_ASSERT(test_run_until(loop, &c.started, 2000));
     CU_ASSERT_EQUAL(c.started, 1);
     CU_ASSERT_EQUAL(c.start_status, 0);
@@ -556,9 +535,7 @@ static void test_host_not_found(void)
     srv = rill_server_new(loop, "nope.invalid", 0, &o, e_on_client, &c);
     CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
     CU_ASSERT_EQUAL(rill_server_serve_forever(srv, e_on_closed, &c), RILL_ENOTFOUND);
-    c.in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_start_serving(srv, e_on_started, &c), 0);
-    c.in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_start_serving(srv, e_on_started, &c)), 0);
     CU_ASSERT(test_run_until(loop, &c.started, 2000));
     CU_ASSERT_EQUAL(c.start_status, RILL_ENOTFOUND);
     CU_ASSERT_FALSE(c.sync_cb);
@@ -609,9 +586,7 @@ static void test_on_socket_closes_server(void)
     c.reenter = 1;
     c.srv = rill_server_new(loop, "127.0.0.1", 0, &o, e_on_client, &c);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c.srv);
-    c.in_call = 1;
-    CU_ASSERT_EQUAL(rill_server_start_serving(c.srv, e_on_started, &c), 0);
-    c.in_call = 0;
+    CU_ASSERT_EQUAL(TEST_CALL(rill_server_start_serving(c.srv, e_on_started, &c)), 0);
     CU_ASSERT(test_run_until(loop, &c.closed, 2000));
     CU_ASSERT_FALSE(c.sync_cb);
     CU_ASSERT_EQUAL(c.started, 1);
@@ -1647,19 +1622,12 @@ static void test_trace_lines(void)
 
 static rill_tls *server_tls(void)
 {
-    const char *why = NULL;
-    const test_certs *ct = test_certs_get(&why);
+    const test_certs *ct = test_certs_or_skip();
     rill_tls_opts o;
     rill_tls *t;
 
-    if (ct == NULL) {
-        if (!test_have_openssl()) {
-            CU_PASS("skipped: the openssl command is not installed");
-        } else {
-            CU_FAIL(why != NULL ? why : "certificate generation failed");
-        }
+    if (ct == NULL)
         return NULL;
-    }
     memset(&o, 0, sizeof o);
     o.cert_file = ct->server;
     o.key_file = ct->key;

@@ -9,6 +9,7 @@
    Each test asserts the status the API promises, that no callback runs from
    inside the call that started it, and that the loop frees (rill_loop_free() == 0). */
 #include "support/testutil.h"
+#include "support/streams.h"
 #include "support/certs.h"
 #include "rill_private.h"
 #include "stream.h"
@@ -30,10 +31,6 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static int g_in_call;   /* > 0 while a call that may start an operation runs */
-#define CALL(x) (g_in_call++, g_rc = (x), g_in_call--, g_rc)
-static int g_rc;
-
 typedef struct {
     int calls, status, sync;
 } done_rec;
@@ -42,8 +39,7 @@ static void done_cb(rill_stream *s, int status, void *ud)
 {
     done_rec *d = ud;
     (void)s;
-    if (g_in_call)
-        d->sync++;
+    d->sync += test_sync_check();
     d->calls++;
     d->status = status;
 }
@@ -58,38 +54,12 @@ static void read_cb(rill_stream *s, int status, const char *data, size_t len, vo
 {
     read_rec *r = ud;
     (void)s;
-    if (g_in_call)
-        r->sync++;
+    r->sync += test_sync_check();
     r->calls++;
     r->status = status;
     r->len = len;
     if (data != NULL)
         memcpy(r->data, data, len < sizeof r->data ? len : sizeof r->data);
-}
-
-typedef struct {
-    rill_stream *s;
-    int calls, status;
-} adopted;
-
-static void adopt_cb(rill_stream *s, int status, void *ud)
-{
-    adopted *a = ud;
-    a->s = s;
-    a->status = status;
-    a->calls++;
-}
-
-/* fd as a read-write socket stream (rill_connect_sock completes from the loop). */
-static rill_stream *adopt_sock(rill_loop *loop, int fd)
-{
-    adopted a;
-    memset(&a, 0, sizeof a);
-    CU_ASSERT_EQUAL_FATAL(CALL(rill_connect_sock(loop, fd, NULL, adopt_cb, &a, NULL)), 0);
-    CU_ASSERT_EQUAL(a.calls, 0);
-    test_run_until(loop, &a.calls, 2000);
-    CU_ASSERT_FATAL(a.calls == 1 && a.status == 0 && a.s != NULL);
-    return a.s;
 }
 
 /* A socketpair: sv[0] becomes the stream, *peer stays the test's. */
@@ -98,22 +68,12 @@ static rill_stream *pair_stream(rill_loop *loop, int *peer)
     int sv[2];
     CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     *peer = sv[1];
-    return adopt_sock(loop, sv[0]);
-}
-
-/* Runs short iterations until *flag is set or ms pass. */
-static int run_until(rill_loop *loop, const int *flag, int ms)
-{
-    uint64_t end = test_now_ms() + (uint64_t)ms;
-    while (!*flag && test_now_ms() < end)
-        rill_loop_run_once(loop, 5);
-    return *flag;
+    return test_adopt(loop, sv[0], NULL);
 }
 
 static void run_for(rill_loop *loop, int ms)
 {
-    int never = 0;
-    run_until(loop, &never, ms);
+    TEST_RUN_UNTIL(loop, 0, ms);
 }
 
 /* Aborts s, waits until its callbacks ran, frees the loop (== 0 asserted). */
@@ -136,21 +96,6 @@ static int listening_socket(void)
     CU_ASSERT_EQUAL_FATAL(bind(l, (struct sockaddr *)&sin, sizeof sin), 0);
     CU_ASSERT_EQUAL_FATAL(listen(l, 4), 0);
     return l;
-}
-
-/* A connected TCP pair over loopback: *a accepted, *b connecting. */
-static void tcp_pair(int *a, int *b)
-{
-    struct sockaddr_in sin;
-    socklen_t len = sizeof sin;
-    int l = listening_socket();
-    CU_ASSERT_EQUAL_FATAL(getsockname(l, (struct sockaddr *)&sin, &len), 0);
-    *b = socket(AF_INET, SOCK_STREAM, 0);
-    CU_ASSERT_FATAL(*b >= 0);
-    CU_ASSERT_EQUAL_FATAL(connect(*b, (struct sockaddr *)&sin, sizeof sin), 0);
-    *a = accept(l, NULL, NULL);
-    CU_ASSERT_FATAL(*a >= 0);
-    close(l);
 }
 
 /* ------------------------------------------------------------- syscall hooks */
@@ -301,7 +246,7 @@ static void test_adoption_refused(void)
 {
     rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
     rill_stream *r = NULL;
-    adopted a;
+    test_adopted a;
     char path[] = "/tmp/rill-stream-errors-XXXXXX";
     int fd, u, p[2], closed;
 
@@ -312,7 +257,7 @@ static void test_adoption_refused(void)
     close(closed);
     CU_ASSERT_EQUAL(rill_connect_read_pipe(loop, closed, 0, &r), -EBADF);
     CU_ASSERT_EQUAL(rill_connect_write_pipe(loop, closed, 0, &r), -EBADF);
-    CU_ASSERT_EQUAL(CALL(rill_connect_sock(loop, closed, NULL, adopt_cb, &a, NULL)), -EBADF);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect_sock(loop, closed, NULL, test_adopt_cb, &a, NULL)), -EBADF);
     CU_ASSERT_EQUAL(rill_connect_read_pipe(loop, 0, 0, NULL), RILL_EINVAL);
 
     /* A regular file is always ready: refused. Not a socket either. */
@@ -320,13 +265,13 @@ static void test_adoption_refused(void)
     CU_ASSERT_FATAL(fd >= 0);
     unlink(path);
     CU_ASSERT_EQUAL(rill_connect_read_pipe(loop, fd, 0, &r), RILL_EINVAL);
-    CU_ASSERT_EQUAL(CALL(rill_connect_sock(loop, fd, NULL, adopt_cb, &a, NULL)), RILL_EINVAL);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect_sock(loop, fd, NULL, test_adopt_cb, &a, NULL)), RILL_EINVAL);
     close(fd);
 
     /* A datagram socket is a socket but not a stream. */
     u = socket(AF_INET, SOCK_DGRAM, 0);
     CU_ASSERT_FATAL(u >= 0);
-    CU_ASSERT_EQUAL(CALL(rill_connect_sock(loop, u, NULL, adopt_cb, &a, NULL)), RILL_EINVAL);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_connect_sock(loop, u, NULL, test_adopt_cb, &a, NULL)), RILL_EINVAL);
     close(u);
 
     /* Pipe ends opened the wrong way round could never move a byte. */
@@ -361,8 +306,8 @@ static void test_extra_info_socket(void)
     char buf[128], num[32];
     int a, b;
 
-    tcp_pair(&a, &b);
-    s = adopt_sock(loop, a);
+    CU_ASSERT_EQUAL_FATAL(test_tcp_pair(&a, &b, NULL), 0);
+    s = test_adopt(loop, a, NULL);
     snprintf(num, sizeof num, "%d", a);
 
     CU_ASSERT_EQUAL(rill_fileno(NULL), RILL_EINVAL);
@@ -500,10 +445,10 @@ static void test_lost_stream_info(void)
     hooks_on(p[0]);
     hk.read_err = EIO;
     hk.read_n = 1;
-    CU_ASSERT_EQUAL(CALL(rill_read(r, 10, read_cb, &rd)), 0);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(r, done_cb, &wc)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(r, 10, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(r, done_cb, &wc)), 0);
     CU_ASSERT_EQUAL(write(p[1], "abc", 3), 3);
-    run_until(loop, &wc.calls, 2000);
+    TEST_RUN_UNTIL(loop, wc.calls, 2000);
     hooks_off();
     CU_ASSERT_EQUAL(rd.calls, 1);
     CU_ASSERT_EQUAL(rd.status, -EIO);
@@ -514,8 +459,8 @@ static void test_lost_stream_info(void)
     CU_ASSERT_EQUAL(rill_get_extra_info(r, "pipe", buf, sizeof buf), -ENOENT);
     CU_ASSERT_EQUAL(rill_get_extra_info(r, "socket", buf, sizeof buf), RILL_EMODE);
     /* asyncio: after a loss the next read reports the error again. */
-    CU_ASSERT_EQUAL(CALL(rill_read(r, 10, read_cb, &rd2)), 0);
-    run_until(loop, &rd2.calls, 1000);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(r, 10, read_cb, &rd2)), 0);
+    TEST_RUN_UNTIL(loop, rd2.calls, 1000);
     CU_ASSERT_EQUAL(rd2.calls, 1);
     CU_ASSERT_EQUAL(rd2.status, -EIO);
     CU_ASSERT_EQUAL(rill_close(r, NULL, NULL), 0);
@@ -544,14 +489,14 @@ static void test_lost_socket_info(void)
     hooks_on(s->fd);
     hk.send_err = ECONNRESET;
     hk.send_n = 1;
-    CU_ASSERT_EQUAL(CALL(rill_write(s, "hello", 5, NULL, NULL)), -ECONNRESET);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, "hello", 5, NULL, NULL)), -ECONNRESET);
     hooks_off();
     CU_ASSERT_EQUAL(rill_get_extra_info(s, "socket", buf, sizeof buf), -ENOENT);
     /* The stored error answers every later write and drain, without a system call. */
     CU_ASSERT_EQUAL(rill_write(s, "x", 1, NULL, NULL), -ECONNRESET);
     CU_ASSERT_EQUAL(rill_drain(s, done_cb, &wc), -ECONNRESET);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, &wc)), 0);
-    run_until(loop, &wc.calls, 1000);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, done_cb, &wc)), 0);
+    TEST_RUN_UNTIL(loop, wc.calls, 1000);
     CU_ASSERT_EQUAL(wc.calls, 1);
     CU_ASSERT_EQUAL(wc.status, -ECONNRESET);
     CU_ASSERT_EQUAL(wc.sync, 0);
@@ -596,13 +541,13 @@ static void test_pipe_epipe_without_signal(void)
     memset(&wc, 0, sizeof wc);
     CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
     CU_ASSERT_EQUAL_FATAL(rill_connect_write_pipe(loop, p[1], 0, &w), 0);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(w, done_cb, &wc)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(w, done_cb, &wc)), 0);
     hooks_on(p[1]);
     hk.writev_err = EPIPE;
     hk.writev_n = 1;
-    CU_ASSERT_EQUAL(CALL(rill_write(w, "ping", 4, NULL, NULL)), -EPIPE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(w, "ping", 4, NULL, NULL)), -EPIPE);
     hooks_off();
-    run_until(loop, &wc.calls, 1000);
+    TEST_RUN_UNTIL(loop, wc.calls, 1000);
     CU_ASSERT_EQUAL(wc.calls, 1);
     CU_ASSERT_EQUAL(wc.status, -EPIPE);
     CU_ASSERT_EQUAL(wc.sync, 0);
@@ -704,7 +649,7 @@ static void test_write_eof_states(void)
     CU_ASSERT_EQUAL(rill_set_write_buffer_limits(s, 10, 5), 0);
     CU_ASSERT_EQUAL(rill_write(s, "x", 1, NULL, NULL), RILL_ECLOSED);
     CU_ASSERT_EQUAL(rill_drain(s, done_cb, &d), 0);
-    run_until(loop, &d.calls, 1000);
+    TEST_RUN_UNTIL(loop, d.calls, 1000);
     CU_ASSERT_EQUAL(d.calls, 1);
     CU_ASSERT_EQUAL(d.status, 0);
     CU_ASSERT_EQUAL(read(peer, buf, sizeof buf), 0);   /* the peer hears EOF */
@@ -740,19 +685,19 @@ static void test_drain_waits_for_pending_eof(void)
     CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), 4);
     CU_ASSERT_EQUAL(rill_write_eof(s), 0);
     CU_ASSERT_EQUAL(rill_set_write_buffer_limits(s, 1, 0), 0);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, &d)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, &d)), 0);
     run_for(loop, 5);
     hooks_off();
-    run_until(loop, &d.calls, 1000);
+    TEST_RUN_UNTIL(loop, d.calls, 1000);
     CU_ASSERT_EQUAL(d.calls, 1);
     CU_ASSERT_EQUAL(d.status, 0);
     CU_ASSERT_EQUAL(d.sync, 0);
     n = read(peer, buf, sizeof buf);
     CU_ASSERT_EQUAL(n, 4);
     CU_ASSERT_EQUAL(read(peer, buf, sizeof buf), 0);   /* then the EOF */
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, &cl)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, &cl)), 0);
     CU_ASSERT_EQUAL(rill_write_eof(s), RILL_ECLOSED);
-    run_until(loop, &cl.calls, 1000);
+    TEST_RUN_UNTIL(loop, cl.calls, 1000);
     CU_ASSERT_EQUAL(cl.calls, 1);
     close(peer);
     test_loop_finish(loop);
@@ -770,10 +715,10 @@ static void test_write_eof_shutdown_fails(void)
     int a, b;
 
     memset(&wc, 0, sizeof wc);
-    tcp_pair(&a, &b);
-    s = adopt_sock(loop, a);
+    CU_ASSERT_EQUAL_FATAL(test_tcp_pair(&a, &b, NULL), 0);
+    s = test_adopt(loop, a, NULL);
     CU_ASSERT_EQUAL(rill_pause_reading(s), 0);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, &wc)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, done_cb, &wc)), 0);
     lg.l_onoff = 1;
     lg.l_linger = 0;
     CU_ASSERT_EQUAL(setsockopt(b, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
@@ -782,9 +727,9 @@ static void test_write_eof_shutdown_fails(void)
     pf.events = POLLIN;
     pf.revents = 0;
     CU_ASSERT_EQUAL(poll(&pf, 1, 2000), 1);
-    CU_ASSERT_EQUAL(CALL(rill_write_eof(s)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write_eof(s)), 0);
     CU_ASSERT_EQUAL(rill_fileno(s), RILL_ECLOSED);
-    run_until(loop, &wc.calls, 1000);
+    TEST_RUN_UNTIL(loop, wc.calls, 1000);
     CU_ASSERT_EQUAL(wc.calls, 1);
     CU_ASSERT_EQUAL(wc.status, -ENOTCONN);
     CU_ASSERT_EQUAL(wc.sync, 0);
@@ -811,16 +756,16 @@ static void test_write_buffer_enomem(void)
     memset(&d, 0, sizeof d);
     memset(&wc, 0, sizeof wc);
     s = pair_stream(loop, &peer);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, &wc)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, done_cb, &wc)), 0);
     hooks_on(s->fd);
     hk.send_err = EAGAIN;
     hk.send_n = 1;
     rill__alloc_fail_at(2);   /* the drain waiter first, then the buffer */
-    CU_ASSERT_EQUAL(CALL(rill_write(s, "hello", 5, done_cb, &d)), RILL_ENOMEM);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, "hello", 5, done_cb, &d)), RILL_ENOMEM);
     rill__alloc_fail_at(0);
     hooks_off();
     CU_ASSERT_EQUAL(rill_write(s, "x", 1, NULL, NULL), RILL_ENOMEM);
-    run_until(loop, &wc.calls, 1000);
+    TEST_RUN_UNTIL(loop, wc.calls, 1000);
     CU_ASSERT_EQUAL(wc.calls, 1);
     CU_ASSERT_EQUAL(wc.status, RILL_ENOMEM);
     CU_ASSERT_EQUAL(d.calls, 0);
@@ -852,8 +797,8 @@ static void test_waiter_enomem(void)
     CU_ASSERT_EQUAL(read(peer, buf, sizeof buf), 2);
     run_for(loop, 10);
     CU_ASSERT_EQUAL(d.calls, 0);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, &d)), 0);
-    run_until(loop, &d.calls, 1000);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, &d)), 0);
+    TEST_RUN_UNTIL(loop, d.calls, 1000);
     CU_ASSERT_EQUAL(d.calls, 1);
     CU_ASSERT_EQUAL(d.status, 0);
     close(peer);
@@ -874,7 +819,7 @@ static void test_read_buffer_enomem(void)
 
     memset(&rd, 0, sizeof rd);
     s = pair_stream(loop, &peer);
-    CU_ASSERT_EQUAL(CALL(rill_readline(s, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, read_cb, &rd)), 0);
     CU_ASSERT_EQUAL(write(peer, "abc", 3), 3);
     for (i = 0; i < 400 && s->rbuf.len < 3; i++)
         rill_loop_run_once(loop, 5);
@@ -883,7 +828,7 @@ static void test_read_buffer_enomem(void)
     memset(big, 'x', sizeof big);
     CU_ASSERT_EQUAL(write(peer, big, sizeof big), (ssize_t)sizeof big);
     rill__alloc_fail_at(1);
-    run_until(loop, &rd.calls, 2000);
+    TEST_RUN_UNTIL(loop, rd.calls, 2000);
     rill__alloc_fail_at(0);
     CU_ASSERT_EQUAL(rd.calls, 1);
     CU_ASSERT_EQUAL(rd.status, RILL_ENOMEM);
@@ -907,20 +852,20 @@ static void test_read_cancel_and_timeout_while_closing(void)
     memset(&rd2, 0, sizeof rd2);
     memset(&c, 0, sizeof c);
     s = pair_stream(loop, &peer);
-    CU_ASSERT_EQUAL(CALL(rill_read(s, 10, read_cb, &rd)), 0);
-    CU_ASSERT_EQUAL(CALL(rill_read_cancel(s)), 0);
-    CU_ASSERT_EQUAL(CALL(rill_read_cancel(s)), 0);
-    run_until(loop, &rd.calls, 1000);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 10, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read_cancel(s)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read_cancel(s)), 0);
+    TEST_RUN_UNTIL(loop, rd.calls, 1000);
     CU_ASSERT_EQUAL(rd.calls, 1);
     CU_ASSERT_EQUAL(rd.status, RILL_ECANCELED);
     CU_ASSERT_EQUAL(rd.sync, 0);
     CU_ASSERT_EQUAL(rill_read_cancel(s), 0);   /* nothing pending: nothing to do */
 
-    CU_ASSERT_EQUAL(CALL(rill_read(s, 10, read_cb, &rd2)), 0);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, &c)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 10, read_cb, &rd2)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, &c)), 0);
     CU_ASSERT_EQUAL(rill_set_read_timeout(s, 1), 0);
     CU_ASSERT_FALSE(rill__timer_armed(&s->read_timer));
-    run_until(loop, &c.calls, 1000);
+    TEST_RUN_UNTIL(loop, c.calls, 1000);
     CU_ASSERT_EQUAL(rd2.calls, 1);
     CU_ASSERT_EQUAL(rd2.status, RILL_ECANCELED);
     CU_ASSERT_EQUAL(c.calls, 1);
@@ -950,8 +895,8 @@ static void test_close_twice_while_flushing(void)
     setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
     CU_ASSERT_EQUAL(rill_write(s, data, sizeof data, NULL, NULL), 0);
     CU_ASSERT_FATAL(rill_get_write_buffer_size(s) > 0);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, &c1)), 0);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, &c2)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, &c1)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, &c2)), 0);
     CU_ASSERT_EQUAL(rill_set_close_timeout(s, 30), 0);
     CU_ASSERT(rill__timer_armed(&s->close_timer));
     CU_ASSERT_EQUAL(rill_set_close_timeout(s, 0), 0);
@@ -1013,8 +958,8 @@ static void test_close_callbacks_chain(void)
 
     memset(&c, 0, sizeof c);
     s = pair_stream(loop, &peer);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, chain_first, &c)), 0);
-    run_until(loop, &c.again.calls, 1000);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, chain_first, &c)), 0);
+    TEST_RUN_UNTIL(loop, c.again.calls, 1000);
     CU_ASSERT_EQUAL(c.first.calls, 1);
     CU_ASSERT_EQUAL(c.waited.calls, 1);
     CU_ASSERT_EQUAL(c.again.calls, 1);
@@ -1061,10 +1006,10 @@ static void test_abort_in_read_cb_then_enomem(void)
     memset(&a, 0, sizeof a);
     memset(&wc, 0, sizeof wc);
     s = pair_stream(loop, &peer);
-    CU_ASSERT_EQUAL(CALL(rill_readline(s, abort_and_fail, &a)), 0);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, &wc)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, abort_and_fail, &a)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, done_cb, &wc)), 0);
     CU_ASSERT_EQUAL(write(peer, "line\nrest", 9), 9);
-    run_until(loop, &wc.calls, 2000);
+    TEST_RUN_UNTIL(loop, wc.calls, 2000);
     rill__alloc_fail_at(0);
     CU_ASSERT_EQUAL(a.rd.calls, 1);
     CU_ASSERT_EQUAL(a.rd.status, 0);
@@ -1110,11 +1055,11 @@ static void test_trace_lines(void)
     hk.send_n = 1;
     CU_ASSERT_EQUAL(rill_write(s, "abc", 3, NULL, NULL), 0);   /* buffered: FLOWING -> PAUSED */
     hooks_off();
-    CU_ASSERT_EQUAL(CALL(rill_readline(s, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(s, read_cb, &rd)), 0);
     CU_ASSERT_EQUAL(write(peer, "hi\n", 3), 3);
-    run_until(loop, &rd.calls, 1000);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, &cl)), 0);
-    run_until(loop, &cl.calls, 1000);
+    TEST_RUN_UNTIL(loop, rd.calls, 1000);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, &cl)), 0);
+    TEST_RUN_UNTIL(loop, cl.calls, 1000);
     rill__trace_on = was;
     fflush(stderr);
     dup2(saved, 2);
@@ -1184,7 +1129,7 @@ static void test_embed_one_sided_sets(void)
 
     memset(&rd, 0, sizeof rd);
     s = pair_stream(loop, &peer);
-    CU_ASSERT_EQUAL(CALL(rill_read(s, 10, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 10, read_cb, &rd)), 0);
     CU_ASSERT_EQUAL(write(peer, "hi", 2), 2);
     for (i = 0; i < 50 && rd.calls == 0; i++) {
         FD_ZERO(&r);
@@ -1240,12 +1185,12 @@ static void test_embed_spurious_readiness(void)
     memset(&lc, 0, sizeof lc);
     CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     CU_ASSERT_EQUAL_FATAL(rill_connect_write_pipe(loop, sv[0], 0, &w), 0);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(w, done_cb, &wc)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(w, done_cb, &wc)), 0);
     s = pair_stream(loop, &peer);
-    CU_ASSERT_EQUAL(CALL(rill_read(s, 10, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 10, read_cb, &rd)), 0);
     lfd = listening_socket();
     CU_ASSERT_EQUAL_FATAL(rill_connect_write_pipe(loop, lfd, 0, &l), 0);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(l, done_cb, &lc)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(l, done_cb, &lc)), 0);
 
     FD_ZERO(&r);
     FD_ZERO(&wset);
@@ -1268,7 +1213,7 @@ static void test_embed_spurious_readiness(void)
     CU_ASSERT_EQUAL(rill_write(w, "ok", 2, NULL, NULL), 0);
     CU_ASSERT_EQUAL(read(sv[1], buf, sizeof buf), 2);
     CU_ASSERT_EQUAL(write(peer, "yo", 2), 2);
-    run_until(loop, &rd.calls, 1000);
+    TEST_RUN_UNTIL(loop, rd.calls, 1000);
     CU_ASSERT_EQUAL(rd.calls, 1);
     CU_ASSERT_EQUAL(rd.len, 2);
     rill_close(l, NULL, NULL);
@@ -1394,7 +1339,7 @@ static void test_embed_poll_entries(void)
     close(pg);
     run_for(loop, 5);
     CU_ASSERT_EQUAL(rill_pause_reading(a), 0);
-    CU_ASSERT_EQUAL(CALL(rill_read(b, 10, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(b, 10, read_cb, &rd)), 0);
     CU_ASSERT_EQUAL(write(pa, "aa", 2), 2);
     CU_ASSERT_EQUAL(write(pb, "bb", 2), 2);
     CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
@@ -1415,7 +1360,7 @@ static void test_embed_poll_entries(void)
 
     /* An entry whose descriptor the program replaced is not rill's any more. */
     memset(&rd, 0, sizeof rd);
-    CU_ASSERT_EQUAL(CALL(rill_read(b, 10, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(b, 10, read_cb, &rd)), 0);
     run_for(loop, 5);   /* the read task runs and the read waits */
     CU_ASSERT_EQUAL(write(pb, "cc", 2), 2);
     t = 1000;
@@ -1427,7 +1372,7 @@ static void test_embed_poll_entries(void)
     fds[k].fd = p[0];
     rill_loop_after_poll(loop, fds, n);
     CU_ASSERT_EQUAL(rd.calls, 0);
-    run_until(loop, &rd.calls, 1000);
+    TEST_RUN_UNTIL(loop, rd.calls, 1000);
     CU_ASSERT_EQUAL(rd.calls, 1);
     CU_ASSERT_EQUAL(memcmp(rd.data, "cc", 2), 0);
     close(p[0]);
@@ -1453,7 +1398,7 @@ static void test_embed_slot_and_fd_reused(void)
     memset(&rd, 0, sizeof rd);
     memset(&erd, 0, sizeof erd);
     e = pair_stream(loop, &pe);
-    CU_ASSERT_EQUAL(CALL(rill_read(e, 10, read_cb, &erd)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(e, 10, read_cb, &erd)), 0);
     a = pair_stream(loop, &pa);
     CU_ASSERT_EQUAL(write(pe, "gone", 4), 4);
     x = a->fd;
@@ -1476,13 +1421,13 @@ static void test_embed_slot_and_fd_reused(void)
     }
     CU_ASSERT_EQUAL_FATAL(rill_connect_read_pipe(loop, x, 0, &c), 0);
     CU_ASSERT_EQUAL(c->io.slot, slot);   /* same slot, same number: only the generation differs */
-    CU_ASSERT_EQUAL(CALL(rill_read(c, 10, read_cb, &rd)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(c, 10, read_cb, &rd)), 0);
     CU_ASSERT_EQUAL(write(sv[1], "new", 3), 3);
     rill_loop_after_select(loop, &r, &w);   /* x "readable", as prepare saw it */
     CU_ASSERT_EQUAL(rd.calls, 0);
     CU_ASSERT_EQUAL(erd.calls, 1);           /* the abort's answer, not the bytes */
     CU_ASSERT_EQUAL(erd.status, RILL_ECANCELED);
-    run_until(loop, &rd.calls, 1000);
+    TEST_RUN_UNTIL(loop, rd.calls, 1000);
     CU_ASSERT_EQUAL(rd.calls, 1);
     CU_ASSERT_EQUAL(rd.len, 3);
     CU_ASSERT_EQUAL(memcmp(rd.data, "new", 3), 0);
@@ -1509,21 +1454,12 @@ static void notify_on_client(rill_server *srv, rill_stream *s, void *ud)
     CU_ASSERT_EQUAL(rill_read(s, -1, read_cb, &t->rd), 0);
 }
 
-static void conn_cb(rill_stream *s, int status, void *ud)
-{
-    adopted *a = ud;
-    a->calls++;
-    a->status = status;
-    a->s = s;
-}
-
 /* close_notify that the socket cannot take yet (EAGAIN): the close waits for
    the socket to drain, sends it then, and completes with 0; the peer reads a
    clean EOF, not a truncation. */
 static void test_tls_close_notify_eagain(void)
 {
-    const char *why = NULL;
-    const test_certs *certs = test_certs_get(&why);
+    const test_certs *certs = test_certs_or_skip();
     rill_tls_opts o;
     rill_tls *stls, *ctls;
     rill_loop *loop;
@@ -1531,7 +1467,7 @@ static void test_tls_close_notify_eagain(void)
     rill_server_opts so;
     rill_connect_opts co;
     notify_srv t;
-    adopted c;
+    test_adopted c;
     done_rec cl;
 
 #ifndef HAVE_MSG_NOSIGNAL
@@ -1540,14 +1476,8 @@ static void test_tls_close_notify_eagain(void)
     fprintf(stderr, "(no MSG_NOSIGNAL: skipped) ");
     return;
 #endif
-    if (certs == NULL) {
-        if (!test_have_openssl()) {
-            CU_PASS("skipped: the openssl command is not installed");
-        } else {
-            CU_FAIL(why != NULL ? why : "certificate generation failed");
-        }
+    if (certs == NULL)
         return;
-    }
     memset(&o, 0, sizeof o);
     o.cert_file = certs->server;
     o.key_file = certs->key;
@@ -1568,24 +1498,24 @@ static void test_tls_close_notify_eagain(void)
     memset(&co, 0, sizeof co);
     co.tls = ctls;
     co.timeout_ms = 5000;
-    CU_ASSERT_EQUAL_FATAL(rill_connect(loop, "127.0.0.1", rill_server_port(srv), &co, conn_cb, &c, NULL), 0);
-    run_until(loop, &c.calls, 6000);
-    run_until(loop, &t.clients, 6000);
+    CU_ASSERT_EQUAL_FATAL(rill_connect(loop, "127.0.0.1", rill_server_port(srv), &co, test_adopt_cb, &c, NULL), 0);
+    TEST_RUN_UNTIL(loop, c.calls, 6000);
+    TEST_RUN_UNTIL(loop, t.clients, 6000);
     CU_ASSERT_FATAL(c.calls == 1 && c.status == 0 && t.clients == 1);
 
     hooks_on(c.s->fd);
     hk.send_err = EAGAIN;
     hk.send_n = 1;
-    CU_ASSERT_EQUAL(CALL(rill_close(c.s, done_cb, &cl)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(c.s, done_cb, &cl)), 0);
     CU_ASSERT_EQUAL(hk.calls, 1);          /* close_notify tried, the socket said EAGAIN */
     CU_ASSERT(rill_fileno(c.s) >= 0);      /* still open: the close waits to send it */
     CU_ASSERT_EQUAL(rill_write(c.s, "x", 1, NULL, NULL), RILL_ECLOSED);
-    run_until(loop, &cl.calls, 3000);
+    TEST_RUN_UNTIL(loop, cl.calls, 3000);
     hooks_off();
     CU_ASSERT_EQUAL(cl.calls, 1);
     CU_ASSERT_EQUAL(cl.status, 0);
     CU_ASSERT_EQUAL(cl.sync, 0);
-    run_until(loop, &t.rd.calls, 3000);
+    TEST_RUN_UNTIL(loop, t.rd.calls, 3000);
     CU_ASSERT_EQUAL(t.rd.calls, 1);
     CU_ASSERT_EQUAL(t.rd.status, 0);       /* a clean EOF: close_notify arrived */
     CU_ASSERT_EQUAL(t.rd.len, 0);

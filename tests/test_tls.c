@@ -6,6 +6,7 @@
    with rill__tls_start directly, so the suite does not depend on the connect and
    server machines. Certificates are made at run time (support/certs.c). */
 #include "support/testutil.h"
+#include "support/streams.h"
 #include "support/certs.h"
 #include "stream.h"
 #include "tls.h"
@@ -34,7 +35,6 @@ const char *rill__tls_last_error(const rill_stream *s);
 
 typedef struct peer {
     rill_stream *s;
-    int adopted;
     int hs_done, hs_status;
     char reason[256];
 } peer;
@@ -45,74 +45,18 @@ typedef struct reader {
     int at_eof;
 } reader;
 
-static const test_certs *certs_or_skip(void)
-{
-    const char *why = NULL;
-    const test_certs *c = test_certs_get(&why);
-    if (c == NULL) {
-        if (!test_have_openssl()) {
-            CU_PASS("skipped: the openssl command is not installed");
-        } else {
-            CU_FAIL(why != NULL ? why : "certificate generation failed");
-        }
-    }
-    return c;
-}
-
-/* Short slices: rill_loop_run_once runs ready work before it waits, so a flag set by
-   a queued callback would otherwise be noticed only after the whole wait. */
-static int wait_flag(rill_loop *loop, const int *flag, int ms)
-{
-    uint64_t end = test_now_ms() + (uint64_t)ms;
-    while (!*flag && test_now_ms() < end)
-        if (rill_loop_run_once(loop, 20) < 0)
-            break;
-    return *flag;
-}
-
-static void on_adopt(rill_stream *s, int status, void *ud)
-{
-    peer *p = ud;
-    p->s = s;
-    p->adopted = status == 0 ? 1 : status;
-}
-
 static int adopt(rill_loop *loop, int fd, peer *p)
 {
     memset(p, 0, sizeof *p);
-    if (rill_connect_sock(loop, fd, NULL, on_adopt, p, NULL) != 0)
-        return -1;
-    wait_flag(loop, &p->adopted, WAIT_MS);
-    return p->adopted == 1 ? 0 : -1;
-}
-
-/* A connected TCP pair on 127.0.0.1: what a reset needs (AF_UNIX has none). */
-static int tcp_socketpair(int sv[2])
-{
-    struct sockaddr_in sin;
-    socklen_t sl = sizeof sin;
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-
-    sv[0] = sv[1] = -1;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (lfd >= 0 && bind(lfd, (struct sockaddr *)&sin, sizeof sin) == 0 && listen(lfd, 1) == 0
-        && getsockname(lfd, (struct sockaddr *)&sin, &sl) == 0 && (sv[0] = socket(AF_INET, SOCK_STREAM, 0)) >= 0
-        && connect(sv[0], (struct sockaddr *)&sin, sizeof sin) == 0)
-        sv[1] = accept(lfd, NULL, NULL);
-    if (lfd >= 0)
-        close(lfd);
-    if (sv[1] < 0 && sv[0] >= 0)
-        close(sv[0]);
-    return sv[1] < 0 ? -1 : 0;
+    p->s = test_adopt_try(loop, fd, NULL);
+    return p->s != NULL ? 0 : -1;
 }
 
 /* A connected pair of plain streams over a socketpair, or TCP on loopback. */
 static int pair_new_on(rill_loop *loop, peer *cli, peer *srv, int tcp)
 {
     int sv[2];
-    if (tcp ? tcp_socketpair(sv) < 0 : socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+    if (tcp ? test_tcp_pair(&sv[1], &sv[0], NULL) < 0 : socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
         return -1;
     if (adopt(loop, sv[0], cli) < 0) {
         close(sv[0]);
@@ -243,7 +187,7 @@ static void tls_pair_finish(tls_pair *tp)
 
 static void test_ctx_errors(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls_opts o;
     rill_tls *t;
     char err[512];
@@ -430,7 +374,7 @@ static void cli_line(rill_stream *s, int status, const char *data, size_t len, v
 
 static void test_echo_read_ops(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     static const char msg[] = "hello\nfoo;barXYZWtail";
     tls_pair tp;
     echo e;
@@ -549,7 +493,7 @@ static size_t spy_pending(const rill_stream *s)
 
 static void test_bulk_8mib(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
     bulk_side *a, *b;
     uint64_t end;
@@ -599,7 +543,7 @@ static void test_bulk_8mib(void)
    without the socket becoming readable again. */
 static void test_pending_bytes(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
     char data[1000], buf[2000];
     struct pollfd pfd;
@@ -647,7 +591,7 @@ static void exact_cb(rill_stream *s, int status, const char *data, size_t len, v
    it out although the socket never becomes readable again. */
 static void test_pending_via_stream(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
     char data[1000];
     struct pollfd pfd;
@@ -677,7 +621,7 @@ static void test_pending_via_stream(void)
         CU_ASSERT_EQUAL(rill_resume_reading(s), 0);
         rill__task_post(s->loop, &s->more_task);   /* what do_read does after such a read */
         CU_ASSERT_EQUAL(rill_readexactly(s, 1000, exact_cb, &r), 0);
-        wait_flag(tp.loop, &r.done, 5000);
+        test_run_until(tp.loop, &r.done, 5000);
         CU_ASSERT_EQUAL(r.status, 0);
         CU_ASSERT_EQUAL(r.len, 1000);
         CU_ASSERT_EQUAL(r.at_eof, 1);
@@ -715,7 +659,7 @@ static void verify_case(const test_certs *c, const char *cert, const char *host,
 
 static void test_verify_failures(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     char r_unknown[256] = "", r_name[256] = "", r_expired[256] = "", r_ip[256] = "";
     int st;
 
@@ -796,13 +740,13 @@ static int connect_why(const test_certs *c, const char *cert, char *errbuf, size
     co.errbuf_len = len;
     cr.status = 1;
     CU_ASSERT_EQUAL(rill_connect(loop, "127.0.0.1", port, &co, on_connected, &cr, NULL), 0);
-    wait_flag(loop, &cr.done, WAIT_MS);
+    test_run_until(loop, &cr.done, WAIT_MS);
     CU_ASSERT_EQUAL(cr.done, 1);
     if (getenv("RILL_TEST_VERBOSE") != NULL)
         fprintf(stderr, "[connect to %s: %s: %s]\n", cert != NULL ? cert : "nobody", rill_err_name(cr.status), errbuf);
     if (srv != NULL) {
         CU_ASSERT_EQUAL(rill_server_close(srv, on_server_closed, &closed), 0);
-        wait_flag(loop, &closed, WAIT_MS);
+        test_run_until(loop, &closed, WAIT_MS);
     }
     test_loop_finish(loop);
     rill_tls_free(ctls);
@@ -813,7 +757,7 @@ static int connect_why(const test_certs *c, const char *cert, char *errbuf, size
 
 static void test_connect_errbuf(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     char unknown[256], name[256], expired[256], refused[256];
 
     if (c == NULL)
@@ -837,7 +781,7 @@ static void test_connect_errbuf(void)
 
 static void test_verify_success_cases(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     char r[256];
     int st;
 
@@ -888,7 +832,7 @@ static void test_verify_success_cases(void)
 
 static void test_handshake_timeout(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_loop *loop;
     rill_tls *ctls;
     peer cli;
@@ -904,7 +848,7 @@ static void test_handshake_timeout(void)
     t0 = test_now_ms();
     CU_ASSERT_EQUAL(rill__tls_start(cli.s, ctls, 0, "localhost", 300, on_hs, &cli), 0);
     CU_ASSERT_EQUAL(cli.hs_done, 0);   /* never from inside the call */
-    wait_flag(loop, &cli.hs_done, 5000);
+    test_run_until(loop, &cli.hs_done, 5000);
     dt = test_now_ms() - t0;
     CU_ASSERT_EQUAL(cli.hs_status, RILL_ETIMEDOUT);
     CU_ASSERT(dt >= 250 && dt < 4000);
@@ -916,7 +860,7 @@ static void test_handshake_timeout(void)
 
 static void test_plaintext_peer(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     static const char junk[] = "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: not-tls\r\n\r\n";
     rill_loop *loop;
     rill_tls *stls;
@@ -931,7 +875,7 @@ static void test_plaintext_peer(void)
     CU_ASSERT_EQUAL_FATAL(adopt(loop, sv[1], &srv), 0);
     CU_ASSERT_EQUAL(rill__tls_start(srv.s, stls, 1, NULL, 3000, on_hs, &srv), 0);
     CU_ASSERT_EQUAL(write(sv[0], junk, sizeof junk - 1), (ssize_t)(sizeof junk - 1));
-    wait_flag(loop, &srv.hs_done, 5000);
+    test_run_until(loop, &srv.hs_done, 5000);
     CU_ASSERT_EQUAL(srv.hs_status, RILL_ETLS);
     CU_ASSERT(srv.reason[0] != '\0');
     drop(&srv);
@@ -949,7 +893,7 @@ static void on_closed_flag(rill_stream *s, int status, void *ud)
 /* Aborting during the handshake: the callback never runs, nothing leaks. */
 static void test_abort_during_handshake(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_loop *loop;
     rill_tls *ctls;
     peer cli, other, third;
@@ -984,7 +928,7 @@ static void test_abort_during_handshake(void)
     rill_loop_run_once(loop, 50);
     CU_ASSERT_EQUAL(rill_close(third.s, on_closed_flag, &closed), 0);
     third.s = NULL;
-    wait_flag(loop, &closed, WAIT_MS);
+    test_run_until(loop, &closed, WAIT_MS);
     CU_ASSERT_EQUAL(closed, 1);
     test_loop_finish(loop);
     close(sv[1]);
@@ -1008,7 +952,7 @@ static void read_all_cb(rill_stream *s, int status, const char *data, size_t len
 
 static void test_close_notify_from_server(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
     reader r;
 
@@ -1020,7 +964,7 @@ static void test_close_notify_from_server(void)
         CU_ASSERT_EQUAL(rill_close(tp.srv.s, NULL, NULL), 0);
         tp.srv.s = NULL;
         CU_ASSERT_EQUAL(rill_read(tp.cli.s, -1, read_all_cb, &r), 0);
-        wait_flag(tp.loop, &r.done, WAIT_MS);
+        test_run_until(tp.loop, &r.done, WAIT_MS);
         CU_ASSERT_EQUAL(r.status, 0);
         CU_ASSERT_EQUAL(r.len, 3);
         CU_ASSERT_EQUAL(r.at_eof, 1);
@@ -1030,7 +974,7 @@ static void test_close_notify_from_server(void)
 
 static void test_truncation(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
     reader r, r2;
     const char *why;
@@ -1044,12 +988,12 @@ static void test_truncation(void)
            its close into a reset: the server must see a bare EOF. */
         CU_ASSERT_EQUAL(rill_write(tp.srv.s, "x", 1, NULL, NULL), 0);
         CU_ASSERT_EQUAL(rill_readexactly(tp.cli.s, 1, read_all_cb, &r2), 0);
-        wait_flag(tp.loop, &r2.done, WAIT_MS);
+        test_run_until(tp.loop, &r2.done, WAIT_MS);
         CU_ASSERT_EQUAL(r2.status, 0);
         CU_ASSERT_EQUAL(rill_read(tp.srv.s, -1, read_all_cb, &r), 0);
         rill_abort(tp.cli.s);         /* the descriptor closes without close_notify */
         tp.cli.s = NULL;
-        wait_flag(tp.loop, &r.done, WAIT_MS);
+        test_run_until(tp.loop, &r.done, WAIT_MS);
         CU_ASSERT_EQUAL(r.status, RILL_ETLS);
         why = rill__tls_last_error(tp.srv.s);
         /* the transport is gone once the stream was lost; the reason was in the trace */
@@ -1062,7 +1006,7 @@ static void test_truncation(void)
 /* A reset after data is a truncated stream, never a clean end: only close_notify is EOF. */
 static void test_reset_after_data(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
     reader r, r2;
     struct linger lg;
@@ -1076,14 +1020,14 @@ static void test_reset_after_data(void)
     if (tls_pair_open_on(&tp, c, 1) == 0) {
         CU_ASSERT_EQUAL(rill_write(tp.srv.s, "data", 4, NULL, NULL), 0);
         CU_ASSERT_EQUAL(rill_readexactly(tp.cli.s, 4, read_all_cb, &r2), 0);
-        wait_flag(tp.loop, &r2.done, WAIT_MS);
+        test_run_until(tp.loop, &r2.done, WAIT_MS);
         CU_ASSERT_EQUAL(r2.status, 0);
         CU_ASSERT_EQUAL(rill_read(tp.cli.s, -1, read_all_cb, &r), 0);
         /* linger 0: the close sends RST, no close_notify and no FIN */
         CU_ASSERT_EQUAL(setsockopt(rill_fileno(tp.srv.s), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
         rill_abort(tp.srv.s);
         tp.srv.s = NULL;
-        wait_flag(tp.loop, &r.done, WAIT_MS);
+        test_run_until(tp.loop, &r.done, WAIT_MS);
         CU_ASSERT_EQUAL(r.done, 1);
         CU_ASSERT_EQUAL(r.status, -ECONNRESET);
         CU_ASSERT_EQUAL(r.at_eof, 0);
@@ -1093,7 +1037,7 @@ static void test_reset_after_data(void)
 
 static void test_write_eof_mode(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
 
     if (c == NULL)
@@ -1110,7 +1054,7 @@ static void test_write_eof_mode(void)
 
 static void test_alpn(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_loop *loop;
     rill_tls *ctls, *stls, *plain_c;
     peer cli, srv, cli2, srv2;
@@ -1158,7 +1102,7 @@ static void test_alpn(void)
 
 static void test_client_cert_required(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_loop *loop;
     rill_tls *stls, *request, *anon, *withcert;
     rill_tls_opts o;
@@ -1188,7 +1132,7 @@ static void test_client_cert_required(void)
         memset(&r, 0, sizeof r);
         drop(&srv);
         CU_ASSERT_EQUAL(rill_read(cli.s, -1, read_all_cb, &r), 0);
-        wait_flag(loop, &r.done, WAIT_MS);
+        test_run_until(loop, &r.done, WAIT_MS);
         CU_ASSERT(r.status < 0);
     } else {
         CU_ASSERT(cli.hs_status < 0);
@@ -1253,7 +1197,7 @@ static void version_case(const test_certs *c, int server_min, int client_max12, 
 
 static void test_versions(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     char cipher[256];
     int cs, ss;
 
@@ -1291,7 +1235,7 @@ static int cipher_bits_match(const char *text)
 
 static void test_extra_info(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     tls_pair tp;
     peer p1, p2;
     char buf[2048], tiny[4];
@@ -1354,7 +1298,7 @@ static void line_cb(rill_stream *s, int status, const char *data, size_t len, vo
 
 static void test_ctx_outlives_free(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_loop *loop;
     rill_tls *ctls, *stls;
     peer cli, srv;
@@ -1380,7 +1324,7 @@ static void test_ctx_outlives_free(void)
     memset(&r, 0, sizeof r);
     if (cli.hs_status == 0 && srv.hs_status == 0) {
         CU_ASSERT_EQUAL(rill_readline(srv.s, line_cb, &r), 0);
-        wait_flag(loop, &r.done, WAIT_MS);
+        test_run_until(loop, &r.done, WAIT_MS);
         CU_ASSERT_EQUAL(r.status, 0);
         CU_ASSERT_EQUAL(r.at_eof, 1);
     }
@@ -1493,7 +1437,7 @@ static void test_interop_s_server(void)
         CU_PASS("skipped: the openssl command is not installed");
         return;
     }
-    if ((c = certs_or_skip()) == NULL)
+    if ((c = test_certs_or_skip()) == NULL)
         return;
     port = free_port();
     CU_ASSERT_FATAL(port > 0);
@@ -1515,12 +1459,12 @@ static void test_interop_s_server(void)
     memset(&l, 0, sizeof l);
     if (adopt(loop, fd, &cli) == 0) {
         CU_ASSERT_EQUAL(rill__tls_start(cli.s, ctls, 0, "localhost", WAIT_MS, on_hs, &cli), 0);
-        wait_flag(loop, &cli.hs_done, WAIT_MS);
+        test_run_until(loop, &cli.hs_done, WAIT_MS);
         CU_ASSERT_EQUAL(cli.hs_status, 0);
         if (cli.hs_status == 0) {
             CU_ASSERT_EQUAL(rill_write(cli.s, "hello rill\n", 11, NULL, NULL), 0);
             CU_ASSERT_EQUAL(rill_readline(cli.s, interop_line, &l), 0);
-            wait_flag(loop, &l.done, WAIT_MS);
+            test_run_until(loop, &l.done, WAIT_MS);
             CU_ASSERT_EQUAL(l.status, 0);
             CU_ASSERT_STRING_EQUAL(l.text, "llir olleh\n");
         }
@@ -1596,7 +1540,7 @@ static void test_interop_s_client(void)
         CU_PASS("skipped: the openssl command is not installed");
         return;
     }
-    if ((c = certs_or_skip()) == NULL)
+    if ((c = test_certs_or_skip()) == NULL)
         return;
     lfd = socket(AF_INET, SOCK_STREAM, 0);
     CU_ASSERT_FATAL(lfd >= 0);
@@ -1634,18 +1578,18 @@ static void test_interop_s_client(void)
     CU_ASSERT_PTR_NOT_NULL(cw.w);
     if (adopt(loop, fd, &srv) == 0) {
         CU_ASSERT_EQUAL(rill__tls_start(srv.s, stls, 1, NULL, WAIT_MS, on_hs, &srv), 0);
-        wait_flag(loop, &srv.hs_done, WAIT_MS);
+        test_run_until(loop, &srv.hs_done, WAIT_MS);
         CU_ASSERT_EQUAL(srv.hs_status, 0);
         if (srv.hs_status == 0) {
             CU_ASSERT_EQUAL(rill_readline(srv.s, srv_ping, &l), 0);
-            wait_flag(loop, &l.done, WAIT_MS);
+            test_run_until(loop, &l.done, WAIT_MS);
             CU_ASSERT_STRING_EQUAL(l.text, "ping\n");
-            wait_flag(loop, &cw.t.found, WAIT_MS);
+            test_run_until(loop, &cw.t.found, WAIT_MS);
             CU_ASSERT_EQUAL(cw.t.found, 1);
             /* close_notify: s_client sees a clean end and exits */
             CU_ASSERT_EQUAL(rill_close(srv.s, NULL, NULL), 0);
             srv.s = NULL;
-            wait_flag(loop, &cw.t.eof, WAIT_MS);
+            test_run_until(loop, &cw.t.eof, WAIT_MS);
             CU_ASSERT_EQUAL(cw.t.eof, 1);
         }
     } else {

@@ -8,6 +8,7 @@
    beyond tests/support/certs.c's are made here, in the same directory, with the
    same CA. */
 #include "support/testutil.h"
+#include "support/streams.h"
 #include "support/certs.h"
 #include "rill_private.h"
 #include "stream.h"
@@ -36,48 +37,15 @@
 
 typedef struct peer {
     rill_stream *s;
-    int adopted;
     int hs_done, hs_status, hs_calls;
     char reason[256];
 } peer;
 
-static const test_certs *certs_or_skip(void)
-{
-    const char *why = NULL;
-    const test_certs *c = test_certs_get(&why);
-    if (c == NULL) {
-        if (!test_have_openssl()) {
-            CU_PASS("skipped: the openssl command is not installed");
-        } else {
-            CU_FAIL(why != NULL ? why : "certificate generation failed");
-        }
-    }
-    return c;
-}
-
-static int wait_flag(rill_loop *loop, const int *flag, int ms)
-{
-    uint64_t end = test_now_ms() + (uint64_t)ms;
-    while (!*flag && test_now_ms() < end)
-        if (rill_loop_run_once(loop, 20) < 0)
-            break;
-    return *flag;
-}
-
-static void on_adopt(rill_stream *s, int status, void *ud)
-{
-    peer *p = ud;
-    p->s = s;
-    p->adopted = status == 0 ? 1 : status;
-}
-
 static int adopt(rill_loop *loop, int fd, peer *p)
 {
     memset(p, 0, sizeof *p);
-    if (rill_connect_sock(loop, fd, NULL, on_adopt, p, NULL) != 0)
-        return -1;
-    wait_flag(loop, &p->adopted, WAIT_MS);
-    return p->adopted == 1 ? 0 : -1;
+    p->s = test_adopt_try(loop, fd, NULL);
+    return p->s != NULL ? 0 : -1;
 }
 
 static int pair_new(rill_loop *loop, peer *cli, peer *srv)
@@ -476,7 +444,7 @@ static void expect_ctx_fail(rill_tls *t, int err, const char *errbuf, const char
 
 static void test_ctx_file_errors(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     const extra_certs *x;
     rill_tls_opts o;
     char err[512];
@@ -550,7 +518,7 @@ static void test_ctx_file_errors(void)
 /* The checks done before any file is opened, each in both directions. */
 static void test_ctx_option_checks(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls_opts o;
     rill_tls *t;
     char err[256], name[300];
@@ -608,7 +576,7 @@ static void test_ctx_option_checks(void)
    a clean NULL with errno set, never a half-made context, never a leak. */
 static void test_ctx_alloc_walk(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls_opts o;
     rill_tls *t = NULL;
     unsigned long n, live;
@@ -664,7 +632,7 @@ static void test_ctx_alloc_walk(void)
 
 static void test_start_args(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls *ctls, *loose, *stls, *longalpn;
     char *huge, alpn[1100];
     hs_run r;
@@ -747,7 +715,7 @@ static void on_read_none(rill_stream *s, int status, const char *data, size_t le
    walk over the allocations of rill__tls_start, then junk from the peer fails the handshake. */
 static void test_start_alloc_walk(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     static const char junk[] = "EHLO not-a-client-hello\r\n";
     rill_tls *stls;
     rill_loop *loop;
@@ -781,7 +749,7 @@ static void test_start_alloc_walk(void)
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT(n >= 3);   /* the connection and the copy of the bytes at least */
     CU_ASSERT_EQUAL(srv.s->rbuf.len, 0);
-    wait_flag(loop, &srv.hs_done, WAIT_MS);
+    test_run_until(loop, &srv.hs_done, WAIT_MS);
     CU_ASSERT_EQUAL(srv.hs_status, RILL_ETLS);
     CU_ASSERT_EQUAL(srv.hs_calls, 1);
     drop(&srv);
@@ -794,7 +762,7 @@ static void test_start_alloc_walk(void)
    failed in turn: rill__tls_start refuses cleanly and the stream stays plain. */
 static void test_start_wolf_alloc_walk(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls *ctls, *stls;
     rill_loop *loop;
     peer cli, srv;
@@ -876,7 +844,7 @@ static void on_read_eof(rill_stream *s, int status, const char *data, size_t len
    on that EOF instead of reading a closed socket. */
 static void test_eof_before_start(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls *stls;
     rill_loop *loop;
     peer srv;
@@ -891,10 +859,10 @@ static void test_eof_before_start(void)
     CU_ASSERT_EQUAL_FATAL(adopt(loop, sv[1], &srv), 0);
     CU_ASSERT_EQUAL(shutdown(sv[0], SHUT_WR), 0);
     CU_ASSERT_EQUAL(rill_read(srv.s, -1, on_read_eof, &eof), 0);
-    wait_flag(loop, &eof, WAIT_MS);
+    test_run_until(loop, &eof, WAIT_MS);
     CU_ASSERT_EQUAL(eof, 1);
     CU_ASSERT_EQUAL(rill__tls_start(srv.s, stls, 1, NULL, WAIT_MS, on_hs, &srv), 0);
-    wait_flag(loop, &srv.hs_done, WAIT_MS);
+    test_run_until(loop, &srv.hs_done, WAIT_MS);
     CU_ASSERT_EQUAL(srv.hs_status, RILL_ETLS);
     CU_ASSERT_PTR_NOT_NULL(strstr(srv.reason, "closed the connection during the handshake"));
     drop(&srv);
@@ -907,7 +875,7 @@ static void test_eof_before_start(void)
 static void test_hs_send_errors(void)
 {
     static const int errs[] = { EIO, ECONNRESET, EPIPE };
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     size_t i;
 
 #ifndef HAVE_MSG_NOSIGNAL
@@ -924,7 +892,7 @@ static void test_hs_send_errors(void)
         hooks_on(rill_fileno(r.cli.s));
         hk.send_fails = -1;
         hk.send_errno = errs[i];
-        wait_flag(r.loop, &r.cli.hs_done, WAIT_MS);
+        test_run_until(r.loop, &r.cli.hs_done, WAIT_MS);
         hooks_off();
         CU_ASSERT_EQUAL(r.cli.hs_status, -errs[i]);
         CU_ASSERT_PTR_NOT_NULL(strstr(r.cli.reason, "socket error"));
@@ -939,7 +907,7 @@ static void test_hs_send_errors(void)
    A reset while waiting for the ServerHello: ECONNRESET. */
 static void test_hs_transient_errors(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     hs_run r;
 
 #ifndef HAVE_MSG_NOSIGNAL
@@ -979,7 +947,7 @@ static void test_hs_transient_errors(void)
     hooks_on(rill_fileno(r.cli.s));
     hk.recv_fails = -1;
     hk.recv_errno = ECONNRESET;
-    wait_flag(r.loop, &r.cli.hs_done, WAIT_MS);
+    test_run_until(r.loop, &r.cli.hs_done, WAIT_MS);
     hooks_off();
     CU_ASSERT_EQUAL(r.cli.hs_status, -ECONNRESET);
     CU_ASSERT_PTR_NOT_NULL(strstr(r.cli.reason, "socket error"));
@@ -1004,7 +972,7 @@ static void verify_fails(const test_certs *c, const char *cert, const char *host
 
 static void test_verify_more_failures(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     const extra_certs *x;
 
     if (c == NULL || (x = extra_or_fail(c)) == NULL)
@@ -1038,7 +1006,7 @@ static void verify_ok(rill_tls *ctls, const char *host, rill_tls *stls, int time
 
 static void test_verify_more_successes(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     const extra_certs *x;
 
     if (c == NULL || (x = extra_or_fail(c)) == NULL)
@@ -1070,7 +1038,7 @@ static void resume_to(rill_tls *ctls, rill_tls *stls, WOLFSSL_SESSION *sess, con
 
 static void test_resumed_address_check(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls *ctls, *stls;
     WOLFSSL_SESSION *sess = NULL;
     hs_run r;
@@ -1088,7 +1056,7 @@ static void test_resumed_address_check(void)
     memset(&g, 0, sizeof g);
     CU_ASSERT_EQUAL(rill_write(r.srv.s, "hi\n", 3, NULL, NULL), 0);
     CU_ASSERT_EQUAL(rill_readline(r.cli.s, on_got, &g), 0);
-    wait_flag(r.loop, &g.done, WAIT_MS);
+    test_run_until(r.loop, &g.done, WAIT_MS);
     CU_ASSERT_STRING_EQUAL(g.text, "hi\n");
     sess = wolfSSL_get1_session(rill_tls_object(r.cli.s));
     CU_ASSERT_PTR_NOT_NULL(sess);
@@ -1108,7 +1076,7 @@ static void test_resumed_address_check(void)
 /* A server that requires client certificates, and a client whose CA it does not know. */
 static void test_client_cert_unknown_ca(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     rill_tls_opts o;
     rill_tls *ctls, *stls;
     hs_run r;
@@ -1144,7 +1112,7 @@ static int open_session(hs_run *r, const test_certs *c)
 /* A record cannot be sent: the write fails with the socket's error, and so does every later one. */
 static void test_write_errors(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     struct iovec iov[2];
     hs_run r;
     done d;
@@ -1186,11 +1154,11 @@ static void test_write_errors(void)
         /* the close flushes the rest: that fails, and the close reports why */
         CU_ASSERT_EQUAL(rill_close(r.cli.s, on_done, &d), 0);
         r.cli.s = NULL;
-        wait_flag(r.loop, &d.done, WAIT_MS);
+        test_run_until(r.loop, &d.done, WAIT_MS);
         hooks_off();
             CU_ASSERT_EQUAL(d.status, -ECONNRESET);
         CU_ASSERT_EQUAL(rill_readline(r.srv.s, on_got, &g), 0);
-        wait_flag(r.loop, &g.done, WAIT_MS);
+        test_run_until(r.loop, &g.done, WAIT_MS);
         CU_ASSERT_EQUAL(g.status, 0);
         CU_ASSERT_STRING_EQUAL(g.text, "first\n");
     }
@@ -1201,7 +1169,7 @@ static void test_write_errors(void)
    the second goes out once the socket takes it again; nothing is lost or doubled. */
 static void test_write_partial_eagain(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     struct iovec iov[2];
     hs_run r;
     done d;
@@ -1230,15 +1198,15 @@ static void test_write_partial_eagain(void)
         CU_ASSERT_EQUAL(rill_writelines(r.cli.s, iov, 2, NULL, NULL), 0);
         CU_ASSERT_EQUAL(rill_get_write_buffer_size(r.cli.s), 5);
         CU_ASSERT_EQUAL(rill_readline(r.srv.s, on_got, &g1), 0);
-        wait_flag(r.loop, &g1.done, WAIT_MS);
+        test_run_until(r.loop, &g1.done, WAIT_MS);
         CU_ASSERT_STRING_EQUAL(g1.text, "alpha\n");
         CU_ASSERT_EQUAL(rill_readline(r.srv.s, on_got, &g2), 0);
-        wait_flag(r.loop, &g2.done, WAIT_MS);
+        test_run_until(r.loop, &g2.done, WAIT_MS);
         CU_ASSERT_EQUAL(hk.send_failed, 3);   /* every refusal came before the second record went out */
         hooks_off();
         CU_ASSERT_EQUAL(rill_get_write_buffer_size(r.cli.s), 0);
         CU_ASSERT_EQUAL(rill_drain(r.cli.s, on_done, &d), 0);
-        wait_flag(r.loop, &d.done, WAIT_MS);
+        test_run_until(r.loop, &d.done, WAIT_MS);
         CU_ASSERT_EQUAL(d.status, 0);
         CU_ASSERT_STRING_EQUAL(g2.text, "beta\n");
     }
@@ -1248,7 +1216,7 @@ static void test_write_partial_eagain(void)
 /* close_notify meets a full socket: the close waits for writable and still sends it. */
 static void test_close_notify_eagain(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     hs_run r;
     done d;
     got g;
@@ -1269,13 +1237,13 @@ static void test_close_notify_eagain(void)
         hk.send_errno = EWOULDBLOCK;
         CU_ASSERT_EQUAL(rill_close(r.cli.s, on_done, &d), 0);
         r.cli.s = NULL;
-        wait_flag(r.loop, &d.done, WAIT_MS);
+        test_run_until(r.loop, &d.done, WAIT_MS);
         CU_ASSERT_EQUAL(hk.send_failed, 2);
         hooks_off();
         CU_ASSERT_EQUAL(d.status, 0);
         /* the server reads a clean end: the close_notify made it */
         CU_ASSERT_EQUAL(rill_read(r.srv.s, -1, on_got, &g), 0);
-        wait_flag(r.loop, &g.done, WAIT_MS);
+        test_run_until(r.loop, &g.done, WAIT_MS);
         CU_ASSERT_EQUAL(g.status, 0);
         CU_ASSERT_STRING_EQUAL(g.text, "");
     }
@@ -1286,7 +1254,7 @@ static void test_close_notify_eagain(void)
    caller; the peer sees the connection end without close_notify. */
 static void test_close_notify_fails(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     hs_run r;
     done d;
     got g;
@@ -1307,12 +1275,12 @@ static void test_close_notify_fails(void)
         hk.send_errno = EIO;
         CU_ASSERT_EQUAL(rill_close(r.cli.s, on_done, &d), 0);
         r.cli.s = NULL;
-        wait_flag(r.loop, &d.done, WAIT_MS);
+        test_run_until(r.loop, &d.done, WAIT_MS);
         CU_ASSERT(hk.send_failed >= 1);
         hooks_off();
         CU_ASSERT_EQUAL(d.status, 0);
         CU_ASSERT_EQUAL(rill_read(r.srv.s, -1, on_got, &g), 0);
-        wait_flag(r.loop, &g.done, WAIT_MS);
+        test_run_until(r.loop, &g.done, WAIT_MS);
         /* not a clean end: truncated, or reset (an AF_UNIX socket closed with its
            session ticket unread resets the peer) */
         CU_ASSERT(g.status == RILL_ETLS || g.status == -ECONNRESET);
@@ -1323,7 +1291,7 @@ static void test_close_notify_fails(void)
 /* RILL_TRACE: the handshake machine's transitions, one line each, on stderr. */
 static void test_trace(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     FILE *tmp;
     char text[8192];
     size_t n;
@@ -1369,7 +1337,7 @@ static int count_of(const char *text, const char *needle)
 
 static void test_extra_info_errors(void)
 {
-    const test_certs *c = certs_or_skip();
+    const test_certs *c = test_certs_or_skip();
     const extra_certs *x;
     const unsigned char *der = NULL;
     size_t len = 0;

@@ -2,6 +2,7 @@
    drain and the watermarks, write_eof, the modes of pipes, and connection loss
    (sockets reset by the peer, pipes whose reader went away, and never a SIGPIPE). */
 #include "support/testutil.h"
+#include "support/streams.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -21,99 +22,36 @@
 
 /* ------------------------------------------------------------ recording */
 
-/* Set around every call that starts an operation: a callback that sees it set
-   was called synchronously, which the callback contract forbids. */
-static int in_call;
-static int call_rc;
-#define CALL(expr) (in_call = 1, call_rc = (expr), in_call = 0, call_rc)
-#define CALLV(expr) do { in_call = 1; expr; in_call = 0; } while (0)
-
-/* Bounded: the loop is turned until cond holds or ms pass. */
-#define RUN_UNTIL(loop, cond, ms) do {                                  \
-        uint64_t end_ = test_now_ms() + (uint64_t)(ms);                 \
-        while (!(cond) && test_now_ms() < end_)                         \
-            rill_loop_run_once((loop), 10);                             \
-    } while (0)
-
 enum { EV_READ = 1, EV_DRAIN, EV_CLOSE, EV_WAITC };
-#define TAG(kind, i) ((void *)(intptr_t)((kind) * 100 + (i)))
 
-typedef struct {
-    int kind, tag, status;
-    size_t size;    /* write buffer size (done callbacks) or bytes (reads) */
-    int when;       /* the peer's tick count at the time */
-} event;
-
-static struct {
-    event e[128];
-    int n;
-} lg;
-static int cur_tick;
 static char rdata[1024];
 static size_t rlen;
 
+/* The log's size is the write buffer size (done callbacks) or the bytes (reads);
+   its tick the peer's tick count. */
 static void log_reset(void)
 {
-    memset(&lg, 0, sizeof lg);
-    cur_tick = 0;
+    test_log_reset();
     rlen = 0;
 }
-
-static void log_add(int kind, int tag, int status, size_t size)
-{
-    if (lg.n < (int)(sizeof lg.e / sizeof lg.e[0])) {
-        event *e = &lg.e[lg.n++];
-        e->kind = kind;
-        e->tag = tag;
-        e->status = status;
-        e->size = size;
-        e->when = cur_tick;
-    }
-}
-
-static int log_count(int kind)
-{
-    int i, c = 0;
-    for (i = 0; i < lg.n; i++)
-        c += lg.e[i].kind == kind;
-    return c;
-}
-
-static int log_index(int kind, int tag)
-{
-    int i;
-    for (i = 0; i < lg.n; i++)
-        if (lg.e[i].kind == kind && lg.e[i].tag == tag)
-            return i;
-    return -1;
-}
-
-static const event *log_get(int kind, int tag)
-{
-    int i = log_index(kind, tag);
-    static const event none = { 0, 0, 1, 0, 0 };   /* status 1: no real callback gives it */
-    return i < 0 ? &none : &lg.e[i];
-}
-
-static int log_status(int kind, int tag) { return log_get(kind, tag)->status; }
 
 static void done_cb(rill_stream *s, int status, void *ud)
 {
     int k = (int)(intptr_t)ud;
-    CU_ASSERT_FALSE(in_call);
+    TEST_ASSERT_NOT_SYNC();
     CU_ASSERT_PTR_NOT_NULL(s);
-    log_add(k / 100, k % 100, status, s != NULL ? rill_get_write_buffer_size(s) : 0);
+    test_log_add(k / 100, k % 100, status, s != NULL ? rill_get_write_buffer_size(s) : 0);
 }
 
 static void read_cb(rill_stream *s, int status, const char *data, size_t len, void *ud)
 {
     (void)s;
-    CU_ASSERT_FALSE(in_call);
+    TEST_ASSERT_NOT_SYNC();
     if (len > 0 && rlen + len <= sizeof rdata) {
         memcpy(rdata + rlen, data, len);
         rlen += len;
     }
-    log_add(EV_READ, (int)(intptr_t)ud % 100, status, len);
+    test_log_add(EV_READ, (int)(intptr_t)ud % 100, status, len);
 }
 
 /* ------------------------------------------------------------ data */
@@ -132,84 +70,18 @@ static void fill_random(unsigned char *p, size_t n, uint64_t seed)
     }
 }
 
-static uint64_t fnv(uint64_t h, const unsigned char *p, size_t n)
-{
-    while (n-- > 0)
-        h = (h ^ *p++) * 1099511628211ull;
-    return h;
-}
-#define FNV_INIT 14695981039346656037ull
 
 /* ------------------------------------------------------------ descriptors */
-
-static void nonblock(int fd)
-{
-    CU_ASSERT_EQUAL(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
-}
-
-static void set_buf(int fd, int opt, int bytes)
-{
-    CU_ASSERT_EQUAL(setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes), 0);
-}
-
-/* sv[0] for rill, sv[1] the non-blocking peer. */
-static void unix_pair(int type, int sv[2])
-{
-    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, type, 0, sv), 0);
-    nonblock(sv[1]);
-}
 
 /* A connected loopback TCP pair built by hand; the buffers are set before the
    connection exists so the window follows them. */
 static void tcp_pair(int *mine, int *peer, int sndbuf, int rcvbuf)
 {
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
-
-    CU_ASSERT_FATAL(l >= 0 && c >= 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (rcvbuf > 0)
-        set_buf(l, SO_RCVBUF, rcvbuf);
-    if (sndbuf > 0)
-        set_buf(c, SO_SNDBUF, sndbuf);
-    CU_ASSERT_EQUAL_FATAL(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    CU_ASSERT_EQUAL_FATAL(listen(l, 4), 0);
-    CU_ASSERT_EQUAL_FATAL(getsockname(l, (struct sockaddr *)&a, &len), 0);
-    CU_ASSERT_EQUAL_FATAL(connect(c, (struct sockaddr *)&a, sizeof a), 0);  /* loopback: at once */
-    *peer = accept(l, NULL, NULL);
-    CU_ASSERT_FATAL(*peer >= 0);
-    close(l);
-    nonblock(*peer);
-    *mine = c;
-}
-
-typedef struct {
-    rill_stream *s;
-    int status, calls;
-} adopted;
-
-static void adopt_cb(rill_stream *s, int status, void *ud)
-{
-    adopted *a = ud;
-    CU_ASSERT_FALSE(in_call);
-    a->s = s;
-    a->status = status;
-    a->calls++;
-}
-
-static rill_stream *adopt(rill_loop *loop, int fd)
-{
-    adopted a;
-    memset(&a, 0, sizeof a);
-    CU_ASSERT_EQUAL_FATAL(CALL(rill_connect_sock(loop, fd, NULL, adopt_cb, &a, NULL)), 0);
-    RUN_UNTIL(loop, a.calls > 0, 2000);
-    CU_ASSERT_EQUAL_FATAL(a.calls, 1);
-    CU_ASSERT_EQUAL_FATAL(a.status, 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a.s);
-    return a.s;
+    test_tcp_bufs b = { 0, 0, 0, 0 };
+    b.accepted_rcv = rcvbuf;
+    b.connecting_snd = sndbuf;
+    CU_ASSERT_EQUAL_FATAL(test_tcp_pair(peer, mine, &b), 0);
+    test_nonblock(*peer);
 }
 
 /* Reads everything the peer has now, without the loop; returns the count. */
@@ -225,103 +97,6 @@ static size_t read_now(int fd, unsigned char *into, size_t cap)
         }
         got += (size_t)n;
     }
-}
-
-/* ------------------------------------------------------------ the peer */
-
-/* The other end of a stream, read with plain system calls from the loop: at
-   once (a watch) or slowly (a few small reads per timer tick). */
-typedef struct sink {
-    rill_loop *loop;
-    int fd;
-    rill_watch *w;
-    rill_timer *t;
-    size_t chunk;
-    int per_tick, tick_ms;
-    size_t total;
-    uint64_t hash;
-    unsigned char *keep;      /* when set, the first keepcap bytes are kept here */
-    size_t keepcap;
-    int eof, err;
-    void (*on_tick)(struct sink *k);
-} sink;
-
-static void sink_take(sink *k, size_t chunk, int calls)
-{
-    unsigned char buf[65536];
-    while (calls-- > 0 && !k->eof && !k->err) {
-        ssize_t n = read(k->fd, buf, chunk < sizeof buf ? chunk : sizeof buf);
-        if (n > 0) {
-            if (k->keep != NULL && k->total < k->keepcap) {
-                size_t c = k->keepcap - k->total < (size_t)n ? k->keepcap - k->total : (size_t)n;
-                memcpy(k->keep + k->total, buf, c);
-            }
-            k->hash = fnv(k->hash, buf, (size_t)n);
-            k->total += (size_t)n;
-        } else if (n == 0) {
-            k->eof = 1;
-        } else if (errno != EINTR) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                k->err = -errno;
-            break;
-        }
-    }
-}
-
-static void sink_watch_cb(rill_watch *w, int revents, void *ud)
-{
-    sink *k = ud;
-    (void)revents;
-    sink_take(k, 65536, 16);
-    if (k->eof || k->err) {
-        rill_watch_stop(w);
-        k->w = NULL;
-    }
-}
-
-static void sink_tick(void *ud)
-{
-    sink *k = ud;
-    k->t = NULL;
-    cur_tick++;
-    sink_take(k, k->chunk, k->per_tick);
-    if (k->on_tick != NULL)
-        k->on_tick(k);
-    if (!k->eof && !k->err)
-        k->t = rill_call_later(k->loop, (uint64_t)k->tick_ms, sink_tick, k);
-}
-
-static void sink_init(sink *k, rill_loop *loop, int fd)
-{
-    memset(k, 0, sizeof *k);
-    k->loop = loop;
-    k->fd = fd;
-    k->hash = FNV_INIT;
-}
-
-static void sink_watch(sink *k)
-{
-    k->w = rill_watch_fd(k->loop, k->fd, RILL_READABLE, sink_watch_cb, k);
-    CU_ASSERT_PTR_NOT_NULL(k->w);
-}
-
-static void sink_paced(sink *k, size_t chunk, int per_tick, int tick_ms)
-{
-    k->chunk = chunk;
-    k->per_tick = per_tick;
-    k->tick_ms = tick_ms;
-    k->t = rill_call_later(k->loop, (uint64_t)tick_ms, sink_tick, k);
-    CU_ASSERT_PTR_NOT_NULL(k->t);
-}
-
-static void sink_stop(sink *k)
-{
-    if (k->w != NULL)
-        rill_watch_stop(k->w);
-    if (k->t != NULL)
-        rill_timer_cancel(k->t);
-    k->w = NULL;
-    k->t = NULL;
 }
 
 static void close_stream(rill_loop *loop, rill_stream *s)
@@ -344,14 +119,13 @@ static void test_write_try_then_buffer(void)
     size_t b, taken;
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     CU_ASSERT_PTR_NOT_NULL_FATAL(got);
     fill_random(data, N + M, 1);
-    unix_pair(SOCK_STREAM, sv);
-    set_buf(sv[0], SO_SNDBUF, 4096);
-    s = adopt(loop, sv[0]);
+    test_unix_pair(SOCK_STREAM, sv, 4096);
+    s = test_adopt(loop, sv[0], NULL);
 
     CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), 0);
     CU_ASSERT_EQUAL(rill_write(s, "hello", 5, NULL, NULL), 0);
@@ -383,17 +157,17 @@ static void test_write_try_then_buffer(void)
     CU_ASSERT_EQUAL(rill_write(s, NULL, 0, NULL, NULL), 0);
     CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), b + M);
 
-    sink_init(&k, loop, sv[1]);
+    test_sink_init(&k, loop, sv[1]);
     k.keep = got;
     k.keepcap = N + M;
     k.total = taken;
-    sink_watch(&k);
-    RUN_UNTIL(loop, k.total >= N + M, 5000);
+    test_sink_watch(&k);
+    TEST_RUN_UNTIL(loop, k.total >= N + M, 5000);
     CU_ASSERT_EQUAL(k.total, N + M);
     CU_ASSERT_EQUAL(memcmp(got, data, N + M), 0);
     CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), 0);
 
-    sink_stop(&k);
+    test_sink_stop(&k);
     close_stream(loop, s);
     test_loop_finish(loop);
     close(sv[1]);
@@ -412,10 +186,10 @@ static void test_writelines_one_writev(void)
     int sv[2], i;
     ssize_t n;
     rill_stream *s;
-    sink k;
+    test_sink k;
 
-    unix_pair(SOCK_SEQPACKET, sv);
-    s = adopt(loop, sv[0]);
+    test_unix_pair(SOCK_SEQPACKET, sv, 0);
+    s = test_adopt(loop, sv[0], NULL);
 
     iov[0].iov_base = (void *)"abc";
     iov[0].iov_len = 3;
@@ -438,18 +212,18 @@ static void test_writelines_one_writev(void)
         iov[i].iov_base = &lines[i];
         iov[i].iov_len = 1;
     }
-    CU_ASSERT_EQUAL(rill_writelines(s, iov, 100, done_cb, TAG(EV_DRAIN, 1)), 0);
-    sink_init(&k, loop, sv[1]);
+    CU_ASSERT_EQUAL(rill_writelines(s, iov, 100, done_cb, TEST_TAG(EV_DRAIN, 1)), 0);
+    test_sink_init(&k, loop, sv[1]);
     k.keep = got;
     k.keepcap = sizeof got;
-    sink_watch(&k);
+    test_sink_watch(&k);
     log_reset();
-    RUN_UNTIL(loop, k.total >= 100 && log_count(EV_DRAIN) == 1, 3000);
+    TEST_RUN_UNTIL(loop, k.total >= 100 && test_log_count(EV_DRAIN) == 1, 3000);
     CU_ASSERT_EQUAL(k.total, 100);
     CU_ASSERT_EQUAL(memcmp(got, lines, 100), 0);
-    CU_ASSERT_EQUAL(log_get(EV_DRAIN, 1)->status, 0);
+    CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 1)->status, 0);
 
-    sink_stop(&k);
+    test_sink_stop(&k);
     close_stream(loop, s);
     test_loop_finish(loop);
     close(sv[1]);
@@ -467,14 +241,13 @@ static void test_write_4mib_then_close_slow_peer(int backend)
     size_t off = 0, piece = 1;
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     fill_random(data, N, 42);
-    want = fnv(FNV_INIT, data, N);
-    unix_pair(SOCK_STREAM, sv);
-    set_buf(sv[0], SO_SNDBUF, 16384);
-    s = adopt(loop, sv[0]);
+    want = test_fnv(TEST_FNV_INIT, data, N);
+    test_unix_pair(SOCK_STREAM, sv, 16384);
+    s = test_adopt(loop, sv[0], NULL);
     log_reset();
     while (off < N) {
         size_t len = piece < N - off ? piece : N - off;
@@ -487,22 +260,22 @@ static void test_write_4mib_then_close_slow_peer(int backend)
     memset(data, 0, N);
     free(data);
     CU_ASSERT(rill_get_write_buffer_size(s) > 0);
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, TAG(EV_CLOSE, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 1))), 0);
     CU_ASSERT_EQUAL(rill_is_closing(s), 1);
 
-    sink_init(&k, loop, sv[1]);
-    sink_paced(&k, 4096, 8, 1);
-    RUN_UNTIL(loop, k.eof && log_count(EV_CLOSE) == 1, 30000);
+    test_sink_init(&k, loop, sv[1]);
+    test_sink_paced(&k, 4096, 8, 1);
+    TEST_RUN_UNTIL(loop, k.eof && test_log_count(EV_CLOSE) == 1, 30000);
     CU_ASSERT_EQUAL(k.err, 0);
     CU_ASSERT_EQUAL(k.eof, 1);
     CU_ASSERT_EQUAL(k.total, N);
     CU_ASSERT_EQUAL(k.hash, want);
-    CU_ASSERT_EQUAL(log_count(EV_CLOSE), 1);
-    CU_ASSERT_EQUAL(log_get(EV_CLOSE, 1)->status, 0);
+    CU_ASSERT_EQUAL(test_log_count(EV_CLOSE), 1);
+    CU_ASSERT_EQUAL(test_log_get(EV_CLOSE, 1)->status, 0);
 
-    sink_stop(&k);
+    test_sink_stop(&k);
     test_loop_finish(loop);
-    CU_ASSERT_EQUAL(log_count(EV_CLOSE), 1);   /* exactly once */
+    CU_ASSERT_EQUAL(test_log_count(EV_CLOSE), 1);   /* exactly once */
     close(sv[1]);
 }
 
@@ -522,29 +295,29 @@ static void test_drain_at_once_below_high(void)
     int sv[2];
     rill_stream *s;
 
-    unix_pair(SOCK_STREAM, sv);
-    s = adopt(loop, sv[0]);
+    test_unix_pair(SOCK_STREAM, sv, 0);
+    s = test_adopt(loop, sv[0], NULL);
     log_reset();
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 1))), 0);   /* empty buffer */
-    CU_ASSERT_EQUAL(CALL(rill_write(s, "x", 1, NULL, NULL)), 0);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 2))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_write(s, "y", 1, done_cb, TAG(EV_DRAIN, 3))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, NULL, NULL)), RILL_EINVAL);
-    CU_ASSERT_EQUAL(lg.n, 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 1))), 0);   /* empty buffer */
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, "x", 1, NULL, NULL)), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 2))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, "y", 1, done_cb, TEST_TAG(EV_DRAIN, 3))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, NULL, NULL)), RILL_EINVAL);
+    CU_ASSERT_EQUAL(test_log.n, 0);
     rill_loop_run_once(loop, 0);
-    CU_ASSERT_EQUAL(log_count(EV_DRAIN), 3);
-    CU_ASSERT_EQUAL(log_index(EV_DRAIN, 1), 0);
-    CU_ASSERT_EQUAL(log_index(EV_DRAIN, 2), 1);
-    CU_ASSERT_EQUAL(log_index(EV_DRAIN, 3), 2);
-    CU_ASSERT_EQUAL(log_get(EV_DRAIN, 1)->status, 0);
-    CU_ASSERT_EQUAL(log_get(EV_DRAIN, 2)->status, 0);
-    CU_ASSERT_EQUAL(log_get(EV_DRAIN, 3)->status, 0);
+    CU_ASSERT_EQUAL(test_log_count(EV_DRAIN), 3);
+    CU_ASSERT_EQUAL(test_log_index(EV_DRAIN, 1), 0);
+    CU_ASSERT_EQUAL(test_log_index(EV_DRAIN, 2), 1);
+    CU_ASSERT_EQUAL(test_log_index(EV_DRAIN, 3), 2);
+    CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 1)->status, 0);
+    CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 2)->status, 0);
+    CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 3)->status, 0);
     CU_ASSERT_EQUAL(read_now(sv[1], got, sizeof got), 2);
     CU_ASSERT_EQUAL(memcmp(got, "xy", 2), 0);
 
     close_stream(loop, s);
     test_loop_finish(loop);
-    CU_ASSERT_EQUAL(log_count(EV_DRAIN), 3);
+    CU_ASSERT_EQUAL(test_log_count(EV_DRAIN), 3);
     close(sv[1]);
 }
 
@@ -554,11 +327,11 @@ static void test_drain_at_once_below_high(void)
 static rill_stream *wm_stream;
 static int wm_between;   /* a tick saw low < size <= high with no drain released */
 
-static void wm_tick(sink *k)
+static void wm_tick(test_sink *k)
 {
     size_t w = rill_get_write_buffer_size(wm_stream);
     (void)k;
-    if (log_count(EV_DRAIN) == 0 && w > LOW && w <= HIGH)
+    if (test_log_count(EV_DRAIN) == 0 && w > LOW && w <= HIGH)
         wm_between = 1;
 }
 
@@ -569,46 +342,45 @@ static void test_drain_waits_for_low(void)
     unsigned char *data = malloc(N);
     int sv[2], i;
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     fill_random(data, N, 3);
-    unix_pair(SOCK_STREAM, sv);
-    set_buf(sv[0], SO_SNDBUF, 4096);
-    s = adopt(loop, sv[0]);
+    test_unix_pair(SOCK_STREAM, sv, 4096);
+    s = test_adopt(loop, sv[0], NULL);
     log_reset();
     CU_ASSERT_EQUAL(rill_write(s, data, N, NULL, NULL), 0);
     CU_ASSERT(rill_get_write_buffer_size(s) > HIGH);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 1))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 2))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_write(s, "tail", 4, done_cb, TAG(EV_DRAIN, 3))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 4))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 2))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, "tail", 4, done_cb, TEST_TAG(EV_DRAIN, 3))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 4))), 0);
 
     /* The peer does not read: nothing may complete. */
-    RUN_UNTIL(loop, 0, 100);
-    CU_ASSERT_EQUAL(lg.n, 0);
+    TEST_RUN_UNTIL(loop, 0, 100);
+    CU_ASSERT_EQUAL(test_log.n, 0);
 
     wm_stream = s;
     wm_between = 0;
-    sink_init(&k, loop, sv[1]);
+    test_sink_init(&k, loop, sv[1]);
     k.on_tick = wm_tick;
-    sink_paced(&k, 1024, 1, 1);
-    RUN_UNTIL(loop, log_count(EV_DRAIN) == 4, 10000);
-    CU_ASSERT_EQUAL(log_count(EV_DRAIN), 4);
+    test_sink_paced(&k, 1024, 1, 1);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_DRAIN) == 4, 10000);
+    CU_ASSERT_EQUAL(test_log_count(EV_DRAIN), 4);
     CU_ASSERT_EQUAL(wm_between, 1);
     for (i = 1; i <= 4; i++) {
-        const event *e = log_get(EV_DRAIN, i);
+        const test_event *e = test_log_get(EV_DRAIN, i);
         CU_ASSERT_EQUAL(e->status, 0);
         CU_ASSERT(e->size <= LOW);
-        CU_ASSERT_EQUAL(e->when, log_get(EV_DRAIN, 1)->when);   /* released together */
-        CU_ASSERT_EQUAL(log_index(EV_DRAIN, i), i - 1);         /* in the order they came */
+        CU_ASSERT_EQUAL(e->when, test_log_get(EV_DRAIN, 1)->when);   /* released together */
+        CU_ASSERT_EQUAL(test_log_index(EV_DRAIN, i), i - 1);         /* in the order they came */
     }
 
-    sink_stop(&k);
-    sink_watch(&k);
-    RUN_UNTIL(loop, k.total >= N + 4, 5000);
+    test_sink_stop(&k);
+    test_sink_watch(&k);
+    TEST_RUN_UNTIL(loop, k.total >= N + 4, 5000);
     CU_ASSERT_EQUAL(k.total, N + 4);
-    sink_stop(&k);
+    test_sink_stop(&k);
     close_stream(loop, s);
     test_loop_finish(loop);
     close(sv[1]);
@@ -625,28 +397,27 @@ static void test_drain_answered_stays_answered(void)
     unsigned char *data = calloc(1, N);
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
-    unix_pair(SOCK_STREAM, sv);
-    set_buf(sv[0], SO_SNDBUF, 4096);
-    s = adopt(loop, sv[0]);
+    test_unix_pair(SOCK_STREAM, sv, 4096);
+    s = test_adopt(loop, sv[0], NULL);
     log_reset();
-    CU_ASSERT_EQUAL(CALL(rill_write(s, "a", 1, done_cb, TAG(EV_DRAIN, 1))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 2))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, "a", 1, done_cb, TEST_TAG(EV_DRAIN, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 2))), 0);
     CU_ASSERT_EQUAL(rill_write(s, data, N, NULL, NULL), 0);
     CU_ASSERT(rill_get_write_buffer_size(s) > HIGH);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 3))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 3))), 0);
     rill_loop_run_once(loop, 0);
-    CU_ASSERT_EQUAL(log_status(EV_DRAIN, 1), 0);
-    CU_ASSERT_EQUAL(log_status(EV_DRAIN, 2), 0);
-    CU_ASSERT_EQUAL(log_count(EV_DRAIN), 2);
-    sink_init(&k, loop, sv[1]);
-    sink_watch(&k);
-    RUN_UNTIL(loop, log_count(EV_DRAIN) == 3 && k.total >= N + 1, 5000);
-    CU_ASSERT_EQUAL(log_get(EV_DRAIN, 3)->status, 0);
+    CU_ASSERT_EQUAL(test_log_status(EV_DRAIN, 1), 0);
+    CU_ASSERT_EQUAL(test_log_status(EV_DRAIN, 2), 0);
+    CU_ASSERT_EQUAL(test_log_count(EV_DRAIN), 2);
+    test_sink_init(&k, loop, sv[1]);
+    test_sink_watch(&k);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_DRAIN) == 3 && k.total >= N + 1, 5000);
+    CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 3)->status, 0);
     CU_ASSERT_EQUAL(k.total, N + 1);
-    sink_stop(&k);
+    test_sink_stop(&k);
     close_stream(loop, s);
     test_loop_finish(loop);
     close(sv[1]);
@@ -668,38 +439,37 @@ static void test_write_buffer_limits(void)
         rill_loop *loop = test_loop_new(0);
         int sv[2];
         rill_stream *s;
-        sink k;
+        test_sink k;
 
-        unix_pair(SOCK_STREAM, sv);
-        set_buf(sv[0], SO_SNDBUF, 4096);
-        s = adopt(loop, sv[0]);
+        test_unix_pair(SOCK_STREAM, sv, 4096);
+        s = test_adopt(loop, sv[0], NULL);
         log_reset();
         CU_ASSERT_EQUAL(rill_set_write_buffer_limits(s, 10, 20), RILL_EINVAL);
         CU_ASSERT_EQUAL(rill_set_write_buffer_limits(NULL, 20, 10), RILL_EINVAL);
         CU_ASSERT_EQUAL(rill_set_write_buffer_limits(s, lim[round][0], lim[round][1]), 0);
 
         /* Nothing buffered: at once, even with a zero high watermark. */
-        CU_ASSERT_EQUAL(CALL(rill_write(s, "z", 1, done_cb, TAG(EV_DRAIN, 1))), 0);
+        CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, "z", 1, done_cb, TEST_TAG(EV_DRAIN, 1))), 0);
         CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), 0);
         rill_loop_run_once(loop, 0);
-        CU_ASSERT_EQUAL(log_get(EV_DRAIN, 1)->status, 0);
+        CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 1)->status, 0);
 
         CU_ASSERT_EQUAL(rill_write(s, data, N, NULL, NULL), 0);
         CU_ASSERT(rill_get_write_buffer_size(s) > lim[round][0]);
-        CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 2))), 0);
-        RUN_UNTIL(loop, 0, 50);
-        CU_ASSERT_EQUAL(log_count(EV_DRAIN), 1);
+        CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 2))), 0);
+        TEST_RUN_UNTIL(loop, 0, 50);
+        CU_ASSERT_EQUAL(test_log_count(EV_DRAIN), 1);
 
-        sink_init(&k, loop, sv[1]);
-        sink_paced(&k, 512, 1, 1);
-        RUN_UNTIL(loop, log_count(EV_DRAIN) == 2, 10000);
-        CU_ASSERT_EQUAL(log_get(EV_DRAIN, 2)->status, 0);
-        CU_ASSERT(log_get(EV_DRAIN, 2)->size <= lim[round][1]);
-        sink_stop(&k);
-        sink_watch(&k);
-        RUN_UNTIL(loop, k.total >= N + 1, 5000);
+        test_sink_init(&k, loop, sv[1]);
+        test_sink_paced(&k, 512, 1, 1);
+        TEST_RUN_UNTIL(loop, test_log_count(EV_DRAIN) == 2, 10000);
+        CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 2)->status, 0);
+        CU_ASSERT(test_log_get(EV_DRAIN, 2)->size <= lim[round][1]);
+        test_sink_stop(&k);
+        test_sink_watch(&k);
+        TEST_RUN_UNTIL(loop, k.total >= N + 1, 5000);
         CU_ASSERT_EQUAL(k.total, N + 1);
-        sink_stop(&k);
+        test_sink_stop(&k);
         close_stream(loop, s);
         test_loop_finish(loop);
         close(sv[1]);
@@ -714,9 +484,8 @@ static void test_write_buffer_limits(void)
 /* A stream over a unix pair whose socket takes little (4 KiB), so writes buffer. */
 static rill_stream *small_socket_stream(rill_loop *loop, int sv[2])
 {
-    unix_pair(SOCK_STREAM, sv);
-    set_buf(sv[0], SO_SNDBUF, 4096);
-    return adopt(loop, sv[0]);
+    test_unix_pair(SOCK_STREAM, sv, 4096);
+    return test_adopt(loop, sv[0], NULL);
 }
 
 /* Writes len bytes of data from *at; on success *at advances. */
@@ -741,7 +510,7 @@ static void test_write_buffer_max_all_or_nothing(void)
     struct iovec iov[2];
     int sv[2], i, rc = 0;
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     CU_ASSERT_PTR_NOT_NULL_FATAL(got);
@@ -751,13 +520,13 @@ static void test_write_buffer_max_all_or_nothing(void)
     CU_ASSERT_EQUAL(rill_set_write_buffer_max(s, WMAX), 0);
 
     /* Larger than the maximum: refused whole, though the socket is empty. */
-    CU_ASSERT_EQUAL(CALL(write_from(s, data, &at, WMAX + 1)), RILL_ENOBUFS);
-    CU_ASSERT_EQUAL(CALL(rill_write(s, data, WMAX + 1, done_cb, TAG(EV_DRAIN, 1))), RILL_ENOBUFS);
+    CU_ASSERT_EQUAL(TEST_CALL(write_from(s, data, &at, WMAX + 1)), RILL_ENOBUFS);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, data, WMAX + 1, done_cb, TEST_TAG(EV_DRAIN, 1))), RILL_ENOBUFS);
     iov[0].iov_base = data;
     iov[0].iov_len = WMAX / 2 + 1;
     iov[1].iov_base = data + WMAX / 2 + 1;
     iov[1].iov_len = WMAX / 2;
-    CU_ASSERT_EQUAL(CALL(rill_writelines(s, iov, 2, done_cb, TAG(EV_DRAIN, 2))), RILL_ENOBUFS);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_writelines(s, iov, 2, done_cb, TEST_TAG(EV_DRAIN, 2))), RILL_ENOBUFS);
     CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), 0);
     CU_ASSERT_EQUAL(read_now(sv[1], probe, sizeof probe), 0);   /* not one byte sent */
     CU_ASSERT_EQUAL(rill_is_closing(s), 0);
@@ -784,22 +553,22 @@ static void test_write_buffer_max_all_or_nothing(void)
     CU_ASSERT_EQUAL(rill_is_closing(s), 0);
 
     /* The peer reads: the stream takes writes again, and its drains work. */
-    sink_init(&k, loop, sv[1]);
+    test_sink_init(&k, loop, sv[1]);
     k.keep = got;
     k.keepcap = N;
-    sink_watch(&k);
-    RUN_UNTIL(loop, k.total >= at, 5000);
+    test_sink_watch(&k);
+    TEST_RUN_UNTIL(loop, k.total >= at, 5000);
     CU_ASSERT_EQUAL(k.total, at);
     CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), 0);
-    CU_ASSERT_EQUAL(CALL(rill_write(s, data + at, 1000, done_cb, TAG(EV_DRAIN, 3))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, data + at, 1000, done_cb, TEST_TAG(EV_DRAIN, 3))), 0);
     at += 1000;
-    RUN_UNTIL(loop, k.total >= at && log_count(EV_DRAIN) == 1, 5000);
+    TEST_RUN_UNTIL(loop, k.total >= at && test_log_count(EV_DRAIN) == 1, 5000);
     CU_ASSERT_EQUAL(k.total, at);
     CU_ASSERT_EQUAL(memcmp(got, data, at), 0);
-    CU_ASSERT_EQUAL(log_count(EV_DRAIN), 1);   /* the refused writes never called back */
-    CU_ASSERT_EQUAL(log_get(EV_DRAIN, 3)->status, 0);
+    CU_ASSERT_EQUAL(test_log_count(EV_DRAIN), 1);   /* the refused writes never called back */
+    CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 3)->status, 0);
 
-    sink_stop(&k);
+    test_sink_stop(&k);
     close_stream(loop, s);
     test_loop_finish(loop);
     close(sv[1]);
@@ -820,7 +589,7 @@ static void test_write_buffer_max_setter(void)
     int sv[2], p[2];
     rill_stream *s, *r = NULL, *w = NULL;
     size_t b;
-    sink k;
+    test_sink k;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     fill_random(data, N, 12);
@@ -856,15 +625,15 @@ static void test_write_buffer_max_setter(void)
     CU_ASSERT_EQUAL(rill_get_write_buffer_size(s), b);
 
     CU_ASSERT_EQUAL(rill_set_write_buffer_max(s, b / 2), 0);
-    sink_init(&k, loop, sv[1]);
-    sink_watch(&k);
-    RUN_UNTIL(loop, k.total >= N, 5000);
+    test_sink_init(&k, loop, sv[1]);
+    test_sink_watch(&k);
+    TEST_RUN_UNTIL(loop, k.total >= N, 5000);
     CU_ASSERT_EQUAL(k.total, N);
     CU_ASSERT_EQUAL(rill_write(s, "z", 1, NULL, NULL), 0);
-    RUN_UNTIL(loop, k.total >= N + 1, 3000);
+    TEST_RUN_UNTIL(loop, k.total >= N + 1, 3000);
     CU_ASSERT_EQUAL(k.total, N + 1);
 
-    sink_stop(&k);
+    test_sink_stop(&k);
     close_stream(loop, s);
     close_stream(loop, r);
     close_stream(loop, w);
@@ -882,7 +651,7 @@ static void write_eof_then_reply(int tcp)
     unsigned char *data = malloc(N), *got = malloc(N);
     int mine, peer, sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     CU_ASSERT_PTR_NOT_NULL_FATAL(got);
@@ -890,46 +659,45 @@ static void write_eof_then_reply(int tcp)
     if (tcp) {
         tcp_pair(&mine, &peer, 8192, 8192);
     } else {
-        unix_pair(SOCK_STREAM, sv);
-        set_buf(sv[0], SO_SNDBUF, 4096);
+        test_unix_pair(SOCK_STREAM, sv, 4096);
         mine = sv[0];
         peer = sv[1];
     }
-    s = adopt(loop, mine);
+    s = test_adopt(loop, mine, NULL);
     log_reset();
     CU_ASSERT_EQUAL(rill_can_write_eof(s), 1);
-    CU_ASSERT_EQUAL(CALL(rill_read(s, -1, read_cb, TAG(EV_READ, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, -1, read_cb, TEST_TAG(EV_READ, 1))), 0);
     CU_ASSERT_EQUAL(rill_write(s, data, N, NULL, NULL), 0);
     CU_ASSERT(rill_get_write_buffer_size(s) > 0);   /* the EOF must wait for these */
     CU_ASSERT_EQUAL(rill_write_eof(s), 0);
     CU_ASSERT_EQUAL(rill_write(s, "x", 1, NULL, NULL), RILL_ECLOSED);
-    CU_ASSERT_EQUAL(rill_write(s, "x", 1, done_cb, TAG(EV_DRAIN, 9)), RILL_ECLOSED);
+    CU_ASSERT_EQUAL(rill_write(s, "x", 1, done_cb, TEST_TAG(EV_DRAIN, 9)), RILL_ECLOSED);
     CU_ASSERT_EQUAL(rill_writelines(s, NULL, 0, NULL, NULL), RILL_ECLOSED);
     CU_ASSERT_EQUAL(rill_is_closing(s), 0);   /* half-closed is not closing */
 
-    sink_init(&k, loop, peer);
+    test_sink_init(&k, loop, peer);
     k.keep = got;
     k.keepcap = N;
-    sink_watch(&k);
-    RUN_UNTIL(loop, k.eof || k.err, 10000);
+    test_sink_watch(&k);
+    TEST_RUN_UNTIL(loop, k.eof || k.err, 10000);
     CU_ASSERT_EQUAL(k.eof, 1);
     CU_ASSERT_EQUAL(k.total, N);
     CU_ASSERT_EQUAL(memcmp(got, data, N), 0);
-    CU_ASSERT_EQUAL(log_count(EV_READ), 0);   /* the peer has not answered yet */
+    CU_ASSERT_EQUAL(test_log_count(EV_READ), 0);   /* the peer has not answered yet */
 
     CU_ASSERT_EQUAL(write(peer, "the answer\n", 11), 11);
     close(peer);
-    RUN_UNTIL(loop, log_count(EV_READ) == 1, 3000);
-    CU_ASSERT_EQUAL(log_get(EV_READ, 1)->status, 0);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_READ) == 1, 3000);
+    CU_ASSERT_EQUAL(test_log_get(EV_READ, 1)->status, 0);
     CU_ASSERT_EQUAL(rlen, 11);
     CU_ASSERT_EQUAL(memcmp(rdata, "the answer\n", 11), 0);
     CU_ASSERT_EQUAL(rill_at_eof(s), 1);
-    CU_ASSERT_EQUAL(CALL(rill_read(s, 10, read_cb, TAG(EV_READ, 2))), 0);
-    RUN_UNTIL(loop, log_count(EV_READ) == 2, 3000);
-    CU_ASSERT_EQUAL(log_get(EV_READ, 2)->status, 0);
-    CU_ASSERT_EQUAL(log_get(EV_READ, 2)->size, 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 10, read_cb, TEST_TAG(EV_READ, 2))), 0);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_READ) == 2, 3000);
+    CU_ASSERT_EQUAL(test_log_get(EV_READ, 2)->status, 0);
+    CU_ASSERT_EQUAL(test_log_get(EV_READ, 2)->size, 0);
 
-    sink_stop(&k);
+    test_sink_stop(&k);
     close_stream(loop, s);
     test_loop_finish(loop);
     free(data);
@@ -964,35 +732,35 @@ static void test_pipe_modes(void)
     iov.iov_base = (void *)"x";
     iov.iov_len = 1;
     log_reset();
-    CU_ASSERT_EQUAL(CALL(rill_write(r, "x", 1, NULL, NULL)), RILL_EMODE);
-    CU_ASSERT_EQUAL(CALL(rill_write(r, "x", 1, done_cb, TAG(EV_DRAIN, 8))), RILL_EMODE);
-    CU_ASSERT_EQUAL(CALL(rill_writelines(r, &iov, 1, NULL, NULL)), RILL_EMODE);
-    CU_ASSERT_EQUAL(CALL(rill_drain(r, done_cb, TAG(EV_DRAIN, 9))), RILL_EMODE);
-    CU_ASSERT_EQUAL(CALL(rill_read(w, 1, read_cb, TAG(EV_READ, 8))), RILL_EMODE);
-    CU_ASSERT_EQUAL(CALL(rill_readline(w, read_cb, TAG(EV_READ, 8))), RILL_EMODE);
-    CU_ASSERT_EQUAL(CALL(rill_readexactly(w, 1, read_cb, TAG(EV_READ, 8))), RILL_EMODE);
-    CU_ASSERT_EQUAL(CALL(rill_readuntil(w, "\n", 1, read_cb, TAG(EV_READ, 8))), RILL_EMODE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(r, "x", 1, NULL, NULL)), RILL_EMODE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(r, "x", 1, done_cb, TEST_TAG(EV_DRAIN, 8))), RILL_EMODE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_writelines(r, &iov, 1, NULL, NULL)), RILL_EMODE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(r, done_cb, TEST_TAG(EV_DRAIN, 9))), RILL_EMODE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(w, 1, read_cb, TEST_TAG(EV_READ, 8))), RILL_EMODE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(w, read_cb, TEST_TAG(EV_READ, 8))), RILL_EMODE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readexactly(w, 1, read_cb, TEST_TAG(EV_READ, 8))), RILL_EMODE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readuntil(w, "\n", 1, read_cb, TEST_TAG(EV_READ, 8))), RILL_EMODE);
 
-    CU_ASSERT_EQUAL(CALL(rill_write(w, "ping\n", 5, done_cb, TAG(EV_DRAIN, 1))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_readline(r, read_cb, TAG(EV_READ, 1))), 0);
-    RUN_UNTIL(loop, log_count(EV_READ) == 1 && log_count(EV_DRAIN) == 1, 3000);
-    CU_ASSERT_EQUAL(log_get(EV_READ, 1)->status, 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(w, "ping\n", 5, done_cb, TEST_TAG(EV_DRAIN, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_readline(r, read_cb, TEST_TAG(EV_READ, 1))), 0);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_READ) == 1 && test_log_count(EV_DRAIN) == 1, 3000);
+    CU_ASSERT_EQUAL(test_log_get(EV_READ, 1)->status, 0);
     CU_ASSERT_EQUAL(rlen, 5);
     CU_ASSERT_EQUAL(memcmp(rdata, "ping\n", 5), 0);
-    CU_ASSERT_EQUAL(log_get(EV_DRAIN, 1)->status, 0);
+    CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 1)->status, 0);
 
     /* Closing the write pipe is its EOF. */
-    CU_ASSERT_EQUAL(CALL(rill_close(w, done_cb, TAG(EV_CLOSE, 1))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_read(r, 10, read_cb, TAG(EV_READ, 2))), 0);
-    RUN_UNTIL(loop, log_count(EV_READ) == 2 && log_count(EV_CLOSE) == 1, 3000);
-    CU_ASSERT_EQUAL(log_get(EV_READ, 2)->status, 0);
-    CU_ASSERT_EQUAL(log_get(EV_READ, 2)->size, 0);
-    CU_ASSERT_EQUAL(log_get(EV_CLOSE, 1)->status, 0);
-    CU_ASSERT_EQUAL(log_count(EV_DRAIN), 1);   /* the refused calls never called back */
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(w, done_cb, TEST_TAG(EV_CLOSE, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(r, 10, read_cb, TEST_TAG(EV_READ, 2))), 0);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_READ) == 2 && test_log_count(EV_CLOSE) == 1, 3000);
+    CU_ASSERT_EQUAL(test_log_get(EV_READ, 2)->status, 0);
+    CU_ASSERT_EQUAL(test_log_get(EV_READ, 2)->size, 0);
+    CU_ASSERT_EQUAL(test_log_get(EV_CLOSE, 1)->status, 0);
+    CU_ASSERT_EQUAL(test_log_count(EV_DRAIN), 1);   /* the refused calls never called back */
 
     close_stream(loop, r);
     test_loop_finish(loop);
-    CU_ASSERT_EQUAL(log_count(EV_READ), 2);
+    CU_ASSERT_EQUAL(test_log_count(EV_READ), 2);
 }
 
 /* Pipe streams take pipes (and sockets, character devices) opened the right way
@@ -1030,10 +798,10 @@ static void test_writes_after_close(void)
     int sv[2], tv[2];
     rill_stream *s, *t;
 
-    unix_pair(SOCK_STREAM, sv);
-    unix_pair(SOCK_STREAM, tv);
-    s = adopt(loop, sv[0]);
-    t = adopt(loop, tv[0]);
+    test_unix_pair(SOCK_STREAM, sv, 0);
+    test_unix_pair(SOCK_STREAM, tv, 0);
+    s = test_adopt(loop, sv[0], NULL);
+    t = test_adopt(loop, tv[0], NULL);
     iov.iov_base = (void *)"x";
     iov.iov_len = 1;
     log_reset();
@@ -1042,16 +810,16 @@ static void test_writes_after_close(void)
     CU_ASSERT_EQUAL(rill_is_closing(s), 1);
     rill_abort(t);
     CU_ASSERT_EQUAL(rill_is_closing(t), 1);
-    CU_ASSERT_EQUAL(CALL(rill_write(s, "x", 1, NULL, NULL)), RILL_ECLOSED);
-    CU_ASSERT_EQUAL(CALL(rill_write(s, "x", 1, done_cb, TAG(EV_DRAIN, 1))), RILL_ECLOSED);
-    CU_ASSERT_EQUAL(CALL(rill_writelines(s, &iov, 1, NULL, NULL)), RILL_ECLOSED);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 2))), RILL_ECLOSED);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, "x", 1, NULL, NULL)), RILL_ECLOSED);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, "x", 1, done_cb, TEST_TAG(EV_DRAIN, 1))), RILL_ECLOSED);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_writelines(s, &iov, 1, NULL, NULL)), RILL_ECLOSED);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 2))), RILL_ECLOSED);
     CU_ASSERT_EQUAL(rill_write_eof(s), RILL_ECLOSED);
-    CU_ASSERT_EQUAL(CALL(rill_write(t, "x", 1, done_cb, TAG(EV_DRAIN, 3))), RILL_ECLOSED);
-    CU_ASSERT_EQUAL(CALL(rill_drain(t, done_cb, TAG(EV_DRAIN, 4))), RILL_ECLOSED);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(t, "x", 1, done_cb, TEST_TAG(EV_DRAIN, 3))), RILL_ECLOSED);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(t, done_cb, TEST_TAG(EV_DRAIN, 4))), RILL_ECLOSED);
     CU_ASSERT_EQUAL(rill_write_eof(t), RILL_ECLOSED);
     test_loop_finish(loop);
-    CU_ASSERT_EQUAL(lg.n, 0);
+    CU_ASSERT_EQUAL(test_log.n, 0);
     close(sv[1]);
     close(tv[1]);
 }
@@ -1077,23 +845,22 @@ static void lost_while_draining(int tcp, int linger0)
     if (tcp) {
         tcp_pair(&mine, &peer, 8192, 8192);
     } else {
-        unix_pair(SOCK_STREAM, sv);
-        set_buf(sv[0], SO_SNDBUF, 4096);
+        test_unix_pair(SOCK_STREAM, sv, 4096);
         mine = sv[0];
         peer = sv[1];
     }
-    s = adopt(loop, mine);
+    s = test_adopt(loop, mine, NULL);
     rill_stream_set_data(s, &pending);
     log_reset();
-    CU_ASSERT_EQUAL(CALL(rill_read(s, 100, read_cb, TAG(EV_READ, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_read(s, 100, read_cb, TEST_TAG(EV_READ, 1))), 0);
     CU_ASSERT_EQUAL(rill_write(s, data, N, NULL, NULL), 0);
     CU_ASSERT(rill_get_write_buffer_size(s) > HIGH);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 1))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_write(s, "more", 4, done_cb, TAG(EV_DRAIN, 2))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, TAG(EV_WAITC, 1))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, TAG(EV_WAITC, 2))), 0);
-    RUN_UNTIL(loop, 0, 30);
-    CU_ASSERT_EQUAL(lg.n, 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, "more", 4, done_cb, TEST_TAG(EV_DRAIN, 2))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, done_cb, TEST_TAG(EV_WAITC, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, done_cb, TEST_TAG(EV_WAITC, 2))), 0);
+    TEST_RUN_UNTIL(loop, 0, 30);
+    CU_ASSERT_EQUAL(test_log.n, 0);
 
     if (linger0) {
         struct linger lgr;
@@ -1102,46 +869,46 @@ static void lost_while_draining(int tcp, int linger0)
         CU_ASSERT_EQUAL(setsockopt(peer, SOL_SOCKET, SO_LINGER, &lgr, sizeof lgr), 0);
     }
     close(peer);   /* unread bytes in its queue: a reset either way */
-    RUN_UNTIL(loop, log_count(EV_WAITC) == 2, 5000);
-    CU_ASSERT_EQUAL_FATAL(log_count(EV_WAITC), 2);
-    err = log_get(EV_WAITC, 1)->status;
+    TEST_RUN_UNTIL(loop, test_log_count(EV_WAITC) == 2, 5000);
+    CU_ASSERT_EQUAL_FATAL(test_log_count(EV_WAITC), 2);
+    err = test_log_get(EV_WAITC, 1)->status;
     CU_ASSERT(is_loss(err));
-    CU_ASSERT_EQUAL(log_get(EV_WAITC, 2)->status, err);
-    CU_ASSERT_EQUAL(log_get(EV_READ, 1)->status, err);
-    CU_ASSERT_EQUAL(log_get(EV_DRAIN, 1)->status, err);
-    CU_ASSERT_EQUAL(log_get(EV_DRAIN, 2)->status, err);
-    CU_ASSERT_EQUAL(log_index(EV_READ, 1), 0);
-    CU_ASSERT_EQUAL(log_index(EV_DRAIN, 1), 1);
-    CU_ASSERT_EQUAL(log_index(EV_DRAIN, 2), 2);
-    CU_ASSERT_EQUAL(log_index(EV_WAITC, 1), 3);
-    CU_ASSERT_EQUAL(log_index(EV_WAITC, 2), 4);
+    CU_ASSERT_EQUAL(test_log_get(EV_WAITC, 2)->status, err);
+    CU_ASSERT_EQUAL(test_log_get(EV_READ, 1)->status, err);
+    CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 1)->status, err);
+    CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 2)->status, err);
+    CU_ASSERT_EQUAL(test_log_index(EV_READ, 1), 0);
+    CU_ASSERT_EQUAL(test_log_index(EV_DRAIN, 1), 1);
+    CU_ASSERT_EQUAL(test_log_index(EV_DRAIN, 2), 2);
+    CU_ASSERT_EQUAL(test_log_index(EV_WAITC, 1), 3);
+    CU_ASSERT_EQUAL(test_log_index(EV_WAITC, 2), 4);
 
     /* Writes fail at once with the error; nothing calls back. */
     iov.iov_base = (void *)"x";
     iov.iov_len = 1;
-    CU_ASSERT_EQUAL(CALL(rill_write(s, "x", 1, NULL, NULL)), err);
-    CU_ASSERT_EQUAL(CALL(rill_write(s, "x", 1, done_cb, TAG(EV_DRAIN, 3))), err);
-    CU_ASSERT_EQUAL(CALL(rill_writelines(s, &iov, 1, NULL, NULL)), err);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, done_cb, TAG(EV_DRAIN, 4))), err);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, "x", 1, NULL, NULL)), err);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(s, "x", 1, done_cb, TEST_TAG(EV_DRAIN, 3))), err);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_writelines(s, &iov, 1, NULL, NULL)), err);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, done_cb, TEST_TAG(EV_DRAIN, 4))), err);
     CU_ASSERT_EQUAL(rill_write_eof(s), err);
     /* The handle is still the user's: valid, and counted by the loop. */
-    RUN_UNTIL(loop, 0, 30);
+    TEST_RUN_UNTIL(loop, 0, 30);
     CU_ASSERT_EQUAL(rill_loop_alive(loop), 1);
     CU_ASSERT_EQUAL(rill_loop_free(loop), RILL_EBUSY);
     CU_ASSERT_EQUAL(rill_is_closing(s), 1);
     CU_ASSERT_PTR_EQUAL(rill_stream_get_data(s), &pending);
     CU_ASSERT_PTR_EQUAL(rill_stream_loop(s), loop);
-    CU_ASSERT_EQUAL(lg.n, 5);
+    CU_ASSERT_EQUAL(test_log.n, 5);
     /* A late wait_closed still hears the error. */
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(s, done_cb, TAG(EV_WAITC, 3))), 0);
-    RUN_UNTIL(loop, log_count(EV_WAITC) == 3, 2000);
-    CU_ASSERT_EQUAL(log_get(EV_WAITC, 3)->status, err);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(s, done_cb, TEST_TAG(EV_WAITC, 3))), 0);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_WAITC) == 3, 2000);
+    CU_ASSERT_EQUAL(test_log_get(EV_WAITC, 3)->status, err);
 
-    CU_ASSERT_EQUAL(CALL(rill_close(s, done_cb, TAG(EV_CLOSE, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_close(s, done_cb, TEST_TAG(EV_CLOSE, 1))), 0);
     test_loop_finish(loop);
-    CU_ASSERT_EQUAL(log_count(EV_CLOSE), 1);
-    CU_ASSERT(log_get(EV_CLOSE, 1)->status <= 0);
-    CU_ASSERT_EQUAL(log_count(EV_DRAIN), 2);
+    CU_ASSERT_EQUAL(test_log_count(EV_CLOSE), 1);
+    CU_ASSERT(test_log_get(EV_CLOSE, 1)->status <= 0);
+    CU_ASSERT_EQUAL(test_log_count(EV_DRAIN), 2);
     free(data);
 }
 
@@ -1161,14 +928,14 @@ static void wl_drained(rill_stream *s, int status, void *ud)
 {
     int rc;
     (void)ud;
-    CU_ASSERT_FALSE(in_call);
+    TEST_ASSERT_NOT_SYNC();
     if (status < 0) {
         wl.status = status;
         wl.ended = 1;
         return;
     }
     wl.rounds++;
-    rc = CALL(rill_write(s, wl.chunk, sizeof wl.chunk, wl_drained, NULL));
+    rc = TEST_CALL(rill_write(s, wl.chunk, sizeof wl.chunk, wl_drained, NULL));
     if (rc < 0) {   /* the loss was found by this very write: no callback comes */
         wl.status = rc;
         wl.ended = 1;
@@ -1180,21 +947,20 @@ static void test_write_drain_loop_peer_gone(void)
     rill_loop *loop = test_loop_new(0);
     int sv[2];
     rill_stream *s;
-    sink k;
+    test_sink k;
 
     memset(&wl, 0, sizeof wl);
-    unix_pair(SOCK_STREAM, sv);
-    set_buf(sv[0], SO_SNDBUF, 4096);
-    s = adopt(loop, sv[0]);
-    CU_ASSERT_EQUAL(CALL(rill_drain(s, wl_drained, NULL)), 0);
-    sink_init(&k, loop, sv[1]);
-    sink_watch(&k);
-    RUN_UNTIL(loop, k.total >= 1000000, 5000);
+    test_unix_pair(SOCK_STREAM, sv, 4096);
+    s = test_adopt(loop, sv[0], NULL);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(s, wl_drained, NULL)), 0);
+    test_sink_init(&k, loop, sv[1]);
+    test_sink_watch(&k);
+    TEST_RUN_UNTIL(loop, k.total >= 1000000, 5000);
     CU_ASSERT(wl.rounds >= 30);
     CU_ASSERT_EQUAL(wl.ended, 0);
-    sink_stop(&k);
+    test_sink_stop(&k);
     close(sv[1]);
-    RUN_UNTIL(loop, wl.ended, 3000);
+    TEST_RUN_UNTIL(loop, wl.ended, 3000);
     CU_ASSERT_EQUAL(wl.ended, 1);
     CU_ASSERT(is_loss(wl.status));
     close_stream(loop, s);
@@ -1239,18 +1005,18 @@ static void lost_pipe_idle(int backend)
     CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
     CU_ASSERT_EQUAL_FATAL(rill_connect_write_pipe(loop, p[1], 0, &w), 0);
     log_reset();
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(w, done_cb, TAG(EV_WAITC, 1))), 0);
-    RUN_UNTIL(loop, 0, 30);
-    CU_ASSERT_EQUAL(lg.n, 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(w, done_cb, TEST_TAG(EV_WAITC, 1))), 0);
+    TEST_RUN_UNTIL(loop, 0, 30);
+    CU_ASSERT_EQUAL(test_log.n, 0);
     close(p[0]);
-    RUN_UNTIL(loop, log_count(EV_WAITC) == 1, 3000);
-    CU_ASSERT_EQUAL(log_get(EV_WAITC, 1)->status, -EPIPE);
-    CU_ASSERT_EQUAL(CALL(rill_write(w, "x", 1, NULL, NULL)), -EPIPE);
-    CU_ASSERT_EQUAL(CALL(rill_drain(w, done_cb, TAG(EV_DRAIN, 1))), -EPIPE);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_WAITC) == 1, 3000);
+    CU_ASSERT_EQUAL(test_log_get(EV_WAITC, 1)->status, -EPIPE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(w, "x", 1, NULL, NULL)), -EPIPE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(w, done_cb, TEST_TAG(EV_DRAIN, 1))), -EPIPE);
     CU_ASSERT_EQUAL(rill_loop_alive(loop), 1);
     close_stream(loop, w);
     test_loop_finish(loop);
-    CU_ASSERT_EQUAL(lg.n, 1);
+    CU_ASSERT_EQUAL(test_log.n, 1);
 }
 
 static void test_lost_pipe_idle_poll(void)
@@ -1278,19 +1044,19 @@ static void lost_pipe_draining(int backend)
     log_reset();
     CU_ASSERT_EQUAL(rill_write(w, data, N, NULL, NULL), 0);
     CU_ASSERT(rill_get_write_buffer_size(w) > HIGH);
-    CU_ASSERT_EQUAL(CALL(rill_drain(w, done_cb, TAG(EV_DRAIN, 1))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_drain(w, done_cb, TAG(EV_DRAIN, 2))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(w, done_cb, TAG(EV_WAITC, 1))), 0);
-    RUN_UNTIL(loop, 0, 30);
-    CU_ASSERT_EQUAL(lg.n, 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(w, done_cb, TEST_TAG(EV_DRAIN, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_drain(w, done_cb, TEST_TAG(EV_DRAIN, 2))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(w, done_cb, TEST_TAG(EV_WAITC, 1))), 0);
+    TEST_RUN_UNTIL(loop, 0, 30);
+    CU_ASSERT_EQUAL(test_log.n, 0);
     close(p[0]);
-    RUN_UNTIL(loop, log_count(EV_WAITC) == 1, 3000);
-    CU_ASSERT_EQUAL(log_get(EV_DRAIN, 1)->status, -EPIPE);
-    CU_ASSERT_EQUAL(log_get(EV_DRAIN, 2)->status, -EPIPE);
-    CU_ASSERT_EQUAL(log_get(EV_WAITC, 1)->status, -EPIPE);
-    CU_ASSERT_EQUAL(log_index(EV_WAITC, 1), 2);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_WAITC) == 1, 3000);
+    CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 1)->status, -EPIPE);
+    CU_ASSERT_EQUAL(test_log_get(EV_DRAIN, 2)->status, -EPIPE);
+    CU_ASSERT_EQUAL(test_log_get(EV_WAITC, 1)->status, -EPIPE);
+    CU_ASSERT_EQUAL(test_log_index(EV_WAITC, 1), 2);
     sig_unchanged(&before);
-    CU_ASSERT_EQUAL(CALL(rill_write(w, "x", 1, NULL, NULL)), -EPIPE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(w, "x", 1, NULL, NULL)), -EPIPE);
     close_stream(loop, w);
     test_loop_finish(loop);
     free(data);
@@ -1317,15 +1083,15 @@ static void test_pipe_write_epipe_at_once(void)
     CU_ASSERT_EQUAL_FATAL(rill_connect_write_pipe(loop, p[1], 0, &w), 0);
     close(p[0]);
     log_reset();
-    CU_ASSERT_EQUAL(CALL(rill_wait_closed(w, done_cb, TAG(EV_WAITC, 1))), 0);
-    CU_ASSERT_EQUAL(CALL(rill_write(w, "boom", 4, done_cb, TAG(EV_DRAIN, 1))), -EPIPE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_wait_closed(w, done_cb, TEST_TAG(EV_WAITC, 1))), 0);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(w, "boom", 4, done_cb, TEST_TAG(EV_DRAIN, 1))), -EPIPE);
     sig_unchanged(&before);
-    CU_ASSERT_EQUAL(CALL(rill_write(w, "boom", 4, NULL, NULL)), -EPIPE);
-    RUN_UNTIL(loop, log_count(EV_WAITC) == 1, 3000);
-    CU_ASSERT_EQUAL(log_get(EV_WAITC, 1)->status, -EPIPE);
+    CU_ASSERT_EQUAL(TEST_CALL(rill_write(w, "boom", 4, NULL, NULL)), -EPIPE);
+    TEST_RUN_UNTIL(loop, test_log_count(EV_WAITC) == 1, 3000);
+    CU_ASSERT_EQUAL(test_log_get(EV_WAITC, 1)->status, -EPIPE);
     close_stream(loop, w);
     test_loop_finish(loop);
-    CU_ASSERT_EQUAL(log_count(EV_DRAIN), 0);
+    CU_ASSERT_EQUAL(test_log_count(EV_DRAIN), 0);
 }
 
 /* A SIGPIPE the program already had pending (and blocked) is the program's:

@@ -27,8 +27,8 @@
  */
 #include <rill.h>
 #include "support/certs.h"
+#include "support/proc.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -164,40 +164,6 @@ static int start_server(const char *path, const char *cert, const char *key)
     if (port <= 0)
         stop_server();
     return port;
-}
-
-static int count_fds(pid_t pid)
-{
-    char path[64];
-    DIR *d;
-    struct dirent *e;
-    int n = 0;
-    snprintf(path, sizeof path, "/proc/%ld/fd", (long)pid);
-    if ((d = opendir(path)) == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
-static long status_kib(pid_t pid, const char *field)
-{
-    char path[64], line[256];
-    size_t n = strlen(field);
-    long v = -1;
-    FILE *f;
-    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return -1;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, field, n) == 0 && line[n] == ':') {
-            v = strtol(line + n + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
 }
 
 /* ---------------------------------------------------------------- clients */
@@ -468,7 +434,7 @@ static int run_phase(const opts *op, const char *name, int nactive, int nidle, c
         free(ph.cl);
         return 0;
     }
-    fds0 = count_fds(server_pid);
+    fds0 = test_proc_fds(server_pid);
     for (i = 0; i < ph.n; i++) {
         client *c = &ph.cl[i];
         c->ph = &ph;
@@ -504,9 +470,9 @@ static int run_phase(const opts *op, const char *name, int nactive, int nidle, c
         rill_loop_run_once(ph.loop, 50);
     /* the server closes its side of every connection: its descriptors come back */
     wait_end = now_ms() + 10000;
-    while ((fds1 = count_fds(server_pid)) != fds0 && now_ms() < wait_end)
+    while ((fds1 = test_proc_fds(server_pid)) != fds0 && now_ms() < wait_end)
         usleep(20000);
-    hwm = status_kib(server_pid, "VmHWM");
+    hwm = test_proc_status_kib(server_pid, "VmHWM");
     exit_status = stop_server();
     if (rill_loop_free(ph.loop) != 0)
         printf("soak: %s: the client loop did not free\n", name);
