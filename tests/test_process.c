@@ -276,7 +276,23 @@ static void exec_failures(int force_fork)
     rill__spawn_force_fork = 0;
 }
 
-static void test_exec_failure_posix_spawn(void) { exec_failures(0); }
+/* valgrind runs glibc's posix_spawn (clone with CLONE_VM | CLONE_VFORK) as a plain
+   fork, so the exec error the child stores in shared memory never reaches the
+   parent: the spawn "succeeds" and the child exits 127. Not rill's to fix. */
+static int under_valgrind(void)
+{
+    const char *p = getenv("LD_PRELOAD");
+    return p != NULL && strstr(p, "vgpreload") != NULL;
+}
+
+static void test_exec_failure_posix_spawn(void)
+{
+    if (under_valgrind()) {
+        CU_PASS("skipped under valgrind: it cannot report posix_spawn's exec errors");
+        return;
+    }
+    exec_failures(0);
+}
 static void test_exec_failure_fork(void) { exec_failures(1); }
 
 typedef struct lines {

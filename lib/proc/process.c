@@ -149,6 +149,13 @@ static int watch_children(rill_loop *loop)
 static void proc_free(rill_process *p)
 {
     rill_loop *loop = p->loop;
+    int i;
+    /* Streams the user closed may outlive the handle by an iteration: they must not call back into it. */
+    for (i = 0; i < 3; i++)
+        if (p->pipes[i] != NULL) {
+            p->pipes[i]->owner_gone = NULL;
+            p->pipes[i]->owner = NULL;
+        }
     proc_to(p, PROC_FREED, p->spawn_status < 0 ? rill_err_name(p->spawn_status) : NULL);
     rill__task_cancel(loop, &p->task);
     rill__free(p);
