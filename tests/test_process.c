@@ -345,6 +345,7 @@ static void test_readline_stdout(void)
 
 typedef struct big {
     int done;
+    uint64_t t_end;           /* when the result arrived: the checksum is not the pipe's time */
     int status, returncode;
     size_t outlen;
     uint32_t sum_in, sum_out;
@@ -364,6 +365,7 @@ static uint32_t adler(const unsigned char *d, size_t n)
 static void on_communicated(rill_process *p, const rill_communicate_result *res, void *ud)
 {
     big *b = ud;
+    b->t_end = test_now_ms();
     b->status = res->status;
     b->returncode = res->returncode;
     b->outlen = res->outlen;
@@ -400,7 +402,7 @@ static void test_cat_16mib(void)
     CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
     CU_ASSERT_EQUAL(rill_process_communicate(r.p, data, BIG, on_communicated, &b), 0);
     CU_ASSERT(test_run_until(loop, &b.done, 50000));
-    ms = test_now_ms() - t0;
+    ms = b.t_end - t0;
     CU_ASSERT_EQUAL(b.status, 0);
     CU_ASSERT_EQUAL(b.returncode, 0);
     CU_ASSERT_EQUAL(b.outlen, BIG);
@@ -711,6 +713,42 @@ static void test_two_loops_and_a_foreign_child(void)
     assert_no_children();
 }
 
+/* More loops with children than signal.c's table has slots: the ones left out are
+   reaped by their poll timer. */
+#define NLOOPS (RILL__CHLD_SLOTS + 3)
+
+static void test_more_loops_than_slots(void)
+{
+    static rill_loop *loops[NLOOPS];
+    static run runs[NLOOPS];
+    static char scripts[NLOOPS][32];
+    const char *argv[] = { "/bin/sh", "-c", NULL, NULL };
+    rill_spawn_opts o;
+    int i;
+
+    for (i = 0; i < NLOOPS; i++) {
+        loops[i] = test_loop_new(RILL_BACKEND_AUTO);
+        /* Each child waits for its stdin's EOF, so every loop still has it below. */
+        snprintf(scripts[i], sizeof scripts[i], "read x; exit %d", i % 100);
+        argv[2] = scripts[i];
+        opts_init(&o, argv);
+        o.stdio[0].how = RILL_STDIO_PIPE;
+        CU_ASSERT_EQUAL_FATAL(spawn(&runs[i], loops[i], &o), 0);
+        CU_ASSERT_EQUAL(rill_process_wait(runs[i].p, on_wait, &runs[i]), 0);
+    }
+    CU_ASSERT(loops[NLOOPS - 1]->chld_slot == -1);
+    CU_ASSERT(loops[0]->chld_slot >= 0);
+    for (i = 0; i < NLOOPS; i++)
+        CU_ASSERT_EQUAL(rill_close(rill_process_stdin(runs[i].p), NULL, NULL), 0);
+    for (i = 0; i < NLOOPS; i++) {
+        CU_ASSERT(test_run_until(loops[i], &runs[i].done, BOUND_MS));
+        CU_ASSERT_EQUAL(runs[i].returncode, i % 100);
+        CU_ASSERT_EQUAL(rill_process_close(runs[i].p, 0), 0);
+        test_loop_finish(loops[i]);
+    }
+    assert_no_children();
+}
+
 static void foreign_handler(int sig) { (void)sig; }
 
 static void test_foreign_sigchld_handler(void)
@@ -987,6 +1025,7 @@ int test_process_register(void)
         { "200 children at once: all reaped, no descriptor leaked", test_200_children },
         { "two loops and a child forked by the program", test_two_loops_and_a_foreign_child },
         { "a foreign SIGCHLD handler: the poll timer reaps", test_foreign_sigchld_handler },
+        { "more loops with children than SIGCHLD slots", test_more_loops_than_slots },
         { "rill_signal_watch(SIGCHLD) alongside children", test_user_watches_sigchld_too },
         { "new process group, new session", test_new_group_and_session },
         { "embedded in the program's select()", test_embedded_select },

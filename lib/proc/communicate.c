@@ -123,14 +123,14 @@ int rill_process_communicate(rill_process *p, const void *input, size_t len,
         return rc;
     }
     c->pending = 1 + (in != NULL) + (out != NULL) + (err != NULL);
+    /* A read that cannot start (RILL_EBUSY: the program has one pending) leaves that
+       stream to the program, and the result says why its output is missing. */
     if (out != NULL && (rc = rill_read(out, 65536, on_read, &c->out)) < 0) {
         fail(c, rc);
-        rill_close(out, NULL, NULL);
         c->pending--;
     }
     if (err != NULL && (rc = rill_read(err, 65536, on_read, &c->err)) < 0) {
         fail(c, rc);
-        rill_close(err, NULL, NULL);
         c->pending--;
     }
     if (in != NULL) {
