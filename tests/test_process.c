@@ -414,6 +414,55 @@ static void test_cat_16mib(void)
     assert_no_children();
 }
 
+static void on_comm_small(rill_process *p, const rill_communicate_result *res, void *ud)
+{
+    big *b = ud;
+    b->status = res->status;
+    b->returncode = res->returncode;
+    b->outlen = res->outlen;
+    CU_ASSERT_PTR_NULL(res->err);
+    CU_ASSERT_EQUAL(res->errlen, 0);
+    rill_process_close(p, 0);
+    b->done = 1;
+}
+
+static void test_communicate_edges(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *quiet[] = { "/bin/sh", "-c", "exit 5", NULL };
+    const char *talk[] = { "/bin/sh", "-c", "echo hi; exit 0", NULL };
+    rill_spawn_opts o;
+    run r;
+    big b;
+
+    /* No pipes at all: communicate is a wait. */
+    memset(&b, 0, sizeof b);
+    opts_init(&o, quiet);
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(rill_process_communicate(r.p, NULL, 1, on_comm_small, &b), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_process_communicate(r.p, NULL, 0, NULL, &b), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_process_communicate(r.p, NULL, 0, on_comm_small, &b), 0);
+    CU_ASSERT_EQUAL(b.done, 0);
+    CU_ASSERT(test_run_until(loop, &b.done, BOUND_MS));
+    CU_ASSERT_EQUAL(b.status, 0);
+    CU_ASSERT_EQUAL(b.returncode, 5);
+    CU_ASSERT_EQUAL(b.outlen, 0);
+    /* The program already reads stdout: communicate leaves it alone and says so. */
+    memset(&b, 0, sizeof b);
+    opts_init(&o, talk);
+    o.stdio[0].how = RILL_STDIO_PIPE;
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(rill_read(rill_process_stdout(r.p), 4096, on_out, &r), 0);
+    CU_ASSERT_EQUAL(rill_process_communicate(r.p, NULL, 0, on_comm_small, &b), 0);
+    CU_ASSERT(test_run_until(loop, &b.done, BOUND_MS));
+    CU_ASSERT_EQUAL(b.status, RILL_EBUSY);
+    CU_ASSERT_EQUAL(b.returncode, 0);
+    CU_ASSERT_STRING_EQUAL(r.out, "hi\n");
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
 /* ----------------------------------------------------- stdin and stdout */
 
 static void test_stdin_close_gives_eof(void)
@@ -1016,6 +1065,7 @@ int test_process_register(void)
         { "exec failures (fork + exec): -ENOENT, -EACCES to the callback", test_exec_failure_fork },
         { "readline over a child's stdout", test_readline_stdout },
         { "16 MiB through cat, checksum, no deadlock", test_cat_16mib },
+        { "communicate: no pipes, a stdout the program reads itself", test_communicate_edges },
         { "closing the child's stdin: it sees EOF", test_stdin_close_gives_eof },
         { "a child that closes stdout early and keeps running", test_child_closes_stdout_early },
         { "stdio: stderr to stdout, /dev/null, a descriptor, cwd, envp", test_stdio_kinds },
