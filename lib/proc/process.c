@@ -51,6 +51,7 @@ typedef struct wait_req {
 } wait_req;
 
 struct rill_process {
+    rill__handle h;              /* the one lifecycle (lib/core/handle.c) */
     rill_loop *loop;
     unsigned long id;
     proc_state state;
@@ -158,8 +159,12 @@ static void proc_free(rill_process *p)
         }
     proc_to(p, PROC_FREED, p->spawn_status < 0 ? rill_err_name(p->spawn_status) : NULL);
     rill__task_cancel(loop, &p->task);
-    rill__free(p);
-    rill__handle_unref(loop);
+    rill__handle_closed(loop, &p->h);
+}
+
+static void proc_free_mem(rill__handle *h)
+{
+    rill__free(rill__container_of(h, rill_process, h));
 }
 
 static void stream_gone(rill_stream *s)
@@ -589,7 +594,7 @@ int rill_spawn(rill_loop *loop, const rill_spawn_opts *opts, rill_spawn_cb cb, v
     rill__list_init(&p->waiters);
     rill__list_init(&p->node);
     rill__task_init(&p->task, proc_task);
-    rill__handle_ref(loop);
+    rill__handle_open(loop, &p->h, proc_free_mem);
     p->spawn_status = do_spawn(p, opts);
     rill__task_post(loop, &p->task);
     return 0;
