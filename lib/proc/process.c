@@ -508,17 +508,21 @@ static int setup_stdio(rill_process *p, plan *pl, const rill_spawn_opts *o)
 static int do_spawn(rill_process *p, const rill_spawn_opts *o)
 {
     plan pl;
-    int i, rc, use_fork;
+    int i, rc;
+#ifdef HAVE_POSIX_SPAWN
+    int use_fork;
+#endif
 
     memset(&pl, 0, sizeof pl);
     pl.o = o;
     for (i = 0; i < 3; i++)
         pl.child_fd[i] = -1;
+#ifdef HAVE_POSIX_SPAWN
     use_fork = rill__spawn_force_fork || o->cwd != NULL || (o->flags & RILL_SPAWN_NEW_SESSION);
-#ifndef HAVE_POSIX_SPAWN
-    use_fork = 1;
-#endif
     if (use_fork && strchr(o->argv[0], '/') == NULL) {
+#else
+    if (strchr(o->argv[0], '/') == NULL) {
+#endif
         pl.path = getenv("PATH");
         if (pl.path == NULL)
             pl.path = "/usr/local/bin:/bin:/usr/bin";
