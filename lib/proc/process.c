@@ -330,6 +330,7 @@ static void child_exec(const plan *pl, int errfd)
     if (o->cwd != NULL && chdir(o->cwd) < 0)
         goto fail;
     sigemptyset(&none);
+    /* NOLINTNEXTLINE(concurrency-mt-unsafe): the fork child has one thread (pthread_sigmask is not async-signal-safe) */
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (strchr(argv[0], '/') != NULL) {
         execve(argv[0], argv, envp);
@@ -523,6 +524,7 @@ static int do_spawn(rill_process *p, const rill_spawn_opts *o)
 #else
     if (strchr(o->argv[0], '/') == NULL) {
 #endif
+        /* NOLINTNEXTLINE(concurrency-mt-unsafe): read, as execvp would; rill never sets the environment */
         pl.path = getenv("PATH");
         if (pl.path == NULL)
             pl.path = "/usr/local/bin:/bin:/usr/bin";
