@@ -9,7 +9,7 @@
  * -4000. rill_strerror() describes any of them.
  *
  * Manual: see rill(3), rill_loop(3), rill_stream(3), rill_connect(3),
- * rill_server(3), rill_tls(3); docs/api.md, docs/guide.md, docs/semantics.md
+ * rill_server(3), rill_tls(3), rill_process(3); docs/api.md, docs/guide.md, docs/semantics.md
  * and docs/examples.md are installed under $(docdir). This header includes
  * <netdb.h> for the AI_* flags; with a strict -std=c99 (no GNU extensions)
  * the C library shows them only under _POSIX_C_SOURCE >= 200112L.
@@ -292,6 +292,72 @@ rill_tls *rill_tls_client_new(const rill_tls_opts *opts);
 rill_tls *rill_tls_server_new(const rill_tls_opts *opts);
 void      rill_tls_free(rill_tls *tls);
 void     *rill_tls_native(rill_tls *tls);
+
+/* -------------------------------------------------------------- processes */
+
+/* asyncio's create_subprocess_exec. Manual: rill_process(3). */
+typedef struct rill_process rill_process;
+
+/* What a child's stdin, stdout or stderr is. */
+enum {
+    RILL_STDIO_INHERIT = 0,   /* the parent's descriptor (the default) */
+    RILL_STDIO_PIPE = 1,      /* a pipe: a rill_stream (stdin RILL_MODE_WRITE, the others RILL_MODE_READ) */
+    RILL_STDIO_DEVNULL = 2,   /* /dev/null */
+    RILL_STDIO_FD = 3,        /* the descriptor in .fd (the parent keeps its own) */
+    RILL_STDIO_STDOUT = 4     /* stderr only: wherever stdout goes */
+};
+enum { RILL_SPAWN_NEW_PGROUP = 1, RILL_SPAWN_NEW_SESSION = 2 };
+enum { RILL_PROCESS_KILL = 1 };   /* rill_process_close: SIGKILL the child first */
+
+typedef struct rill_spawn_stdio {
+    int how;                  /* RILL_STDIO_INHERIT, _PIPE, _DEVNULL, _FD, _STDOUT */
+    int fd;                   /* RILL_STDIO_FD only */
+} rill_spawn_stdio;
+
+typedef struct rill_spawn_opts {
+    const char *const *argv;  /* NULL-terminated; argv[0] without '/' is searched in PATH */
+    const char *const *envp;  /* NULL: the parent's environment */
+    const char *cwd;          /* NULL: the parent's */
+    rill_spawn_stdio stdio[3];/* stdin, stdout, stderr */
+    int flags;                /* RILL_SPAWN_NEW_PGROUP, RILL_SPAWN_NEW_SESSION */
+    size_t limit;             /* buffer limit of the pipe streams; 0: 64 KiB */
+    void *reserved[4];        /* must be zero */
+} rill_spawn_opts;
+
+typedef void (*rill_spawn_cb)(rill_process *p, int status, void *ud);   /* p NULL when status < 0 */
+/* returncode: the exit status, or minus the signal that ended the child (asyncio). */
+typedef void (*rill_wait_cb)(rill_process *p, int returncode, void *ud);
+
+typedef struct rill_communicate_result {
+    int status;               /* 0, or the first read error; EPIPE on stdin is not one */
+    int returncode;
+    const char *out;          /* all of stdout (NULL, 0 when not a pipe); valid during the callback */
+    size_t outlen;
+    const char *err;          /* all of stderr */
+    size_t errlen;
+} rill_communicate_result;
+typedef void (*rill_communicate_cb)(rill_process *p, const rill_communicate_result *r, void *ud);
+
+/* Starts a child. 0: cb runs once, from the loop, with the process or the error
+   (-ENOENT, -EACCES for a program that cannot be executed, -EMFILE, ...); < 0: no callback. */
+int   rill_spawn(rill_loop *loop, const rill_spawn_opts *opts, rill_spawn_cb cb, void *ud);
+pid_t rill_process_pid(const rill_process *p);
+/* The pipe streams; NULL when not a pipe or once the stream is freed. */
+rill_stream *rill_process_stdin(const rill_process *p);
+rill_stream *rill_process_stdout(const rill_process *p);
+rill_stream *rill_process_stderr(const rill_process *p);
+/* 1 and *returncode once the child was reaped; 0 while it runs. */
+int   rill_process_returncode(const rill_process *p, int *returncode);
+/* cb runs once the child has exited and was reaped (next iteration if it already was). */
+int   rill_process_wait(rill_process *p, rill_wait_cb cb, void *ud);
+/* send_signal; -ESRCH once the child was reaped (its pid may be someone else's). */
+int   rill_process_signal(rill_process *p, int sig);
+/* Writes input to stdin and closes it, reads stdout and stderr to EOF, waits. */
+int   rill_process_communicate(rill_process *p, const void *input, size_t len,
+                               rill_communicate_cb cb, void *ud);
+/* Releases the handle: closes the pipe streams still open, SIGKILLs the child with
+   RILL_PROCESS_KILL; the child is reaped whenever it exits (the loop stays alive). */
+int   rill_process_close(rill_process *p, int flags);
 
 #ifdef __cplusplus
 }

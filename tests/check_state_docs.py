@@ -18,6 +18,7 @@ MACHINES = [
     ("lib/stream/stream.h", "RILL__WRITE_STATES"),
     ("lib/net/server.c", "SRV_STATES"),
     ("lib/stream/tls.c", "HS_STATES"),
+    ("lib/proc/process.c", "PROC_STATES"),
 ]
 EXTRA = []  # machines being built: checked once their enum exists
 

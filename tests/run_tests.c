@@ -35,6 +35,7 @@ int test_loop_errors_register(void);
 int test_server_errors_register(void);
 int test_stream_errors_register(void);
 int test_lifecycle_register(void);
+int test_process_register(void);
 
 static const test_register_fn suites[] = {
     test_error_register,
@@ -60,6 +61,7 @@ static const test_register_fn suites[] = {
     test_server_errors_register,
     test_stream_errors_register,
     test_lifecycle_register,
+    test_process_register,
 };
 
 /* Watchdog: a test that hangs fails the whole run loudly instead of stalling CI. */

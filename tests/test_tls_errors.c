@@ -375,7 +375,7 @@ static ssize_t hook_recv(int fd, void *buf, size_t len, int flags)
 }
 
 static const rill__sys_hooks hooks = { NULL, hook_recv, NULL, hook_send, NULL, NULL, NULL, NULL,
-                                       NULL, NULL, NULL, NULL, NULL, NULL };
+                                       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 
 static void hooks_on(int fd)
 {

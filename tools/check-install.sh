@@ -25,14 +25,15 @@ L=$destdir$libdir
 for f in "$destdir$includedir/rill.h" "$L/librill.a" "$L/pkgconfig/rill.pc" \
          "$destdir$mandir/man3/rill.3" "$destdir$mandir/man3/rill_stream.3" \
          "$destdir$mandir/man3/rill_loop.3" "$destdir$mandir/man3/rill_connect.3" \
-         "$destdir$mandir/man3/rill_server.3" "$destdir$mandir/man3/rill_tls.3"; do
+         "$destdir$mandir/man3/rill_server.3" "$destdir$mandir/man3/rill_tls.3" \
+         "$destdir$mandir/man3/rill_process.3"; do
   [ -f "$f" ] || fail "$f is not installed"
 done
 if [ -n "$docdir" ]; then
   D=$destdir$docdir
   for f in README.md api.md guide.md semantics.md examples.md embedding.md state-machines.md \
            examples/echo_client.c examples/echo_server.c examples/http_headers.c \
-           examples/wait_for_data.c examples/select_embed.c examples/chat_server.c; do
+           examples/wait_for_data.c examples/select_embed.c examples/chat_server.c examples/run_lines.c; do
     [ -f "$D/$f" ] || fail "$D/$f is not installed"
   done
   say "docs and example sources installed under $D"

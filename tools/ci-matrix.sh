@@ -101,7 +101,7 @@ cell_posix2001() {
   local d=$root/posix2001 f vis ext=""
   configure_in "$d" --cache-file="$gcc_cache" --disable-shared \
     --disable-accept4 --disable-pipe2 --disable-clock-gettime --disable-msg-nosignal \
-    --disable-sock-cloexec --disable-epoll || return 1
+    --disable-sock-cloexec --disable-epoll --disable-posix-spawn || return 1
   config_lacks "$d" HAVE_ACCEPT4 HAVE_PIPE2 HAVE_CLOCK_GETTIME HAVE_MSG_NOSIGNAL \
     HAVE_SO_NOSIGPIPE HAVE_SOCK_CLOEXEC RILL_HAVE_EPOLL _GNU_SOURCE _DEFAULT_SOURCE || return 1
   # The library's objects alone get the strict macro (the tests pick their own).

@@ -74,4 +74,12 @@ server_pid=
 show_server
 cat "$tmp/server.err" >&2
 echo "echo_server exited with status $status"
-[ "$status" -eq 0 ]
+[ "$status" -eq 0 ] || exit 1
+
+echo
+echo "== run_lines: a child process's stdout, line by line, and its exit status =="
+echo "\$ $dir/run_lines /bin/sh -c 'echo one; echo two; exit 3'"
+timeout 10 "$dir/run_lines" /bin/sh -c 'echo one; echo two; exit 3'
+status=$?
+echo "run_lines exited with status $status (the child's)"
+[ "$status" -eq 3 ]

@@ -1,5 +1,5 @@
 /* [core] One lifecycle for every handle the user holds (stream, server, connect
- * request, watch, timer):
+ * request, watch, timer, child process):
  *
  *   OPEN --its close has run its course: nothing registered, last callback started--> CLOSED --> FREED
  *

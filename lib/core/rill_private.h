@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <sys/types.h>
 #include <pthread.h>
+#include <signal.h>
 
 /* ------------------------------------------------------------ allocation */
 
@@ -215,6 +216,14 @@ struct rill_loop {
     void (*resolver_free)(rill_loop *loop);   /* set with it: the loop frees it through this */
     char *dns_servers;
     int dns_timeout_ms, dns_tries;
+
+    /* child processes (lib/proc): the unreaped ones, and how SIGCHLD reaches them */
+    rill__list procs;
+    size_t nprocs;
+    rill_timer proc_timer;          /* the fallback poll while children live */
+    void (*chld_fn)(rill_loop *loop);   /* set while subscribed: reaps this loop's children */
+    sig_atomic_t chld_seen;         /* rill__chld_gen when chld_fn last ran */
+    int chld_slot;                  /* in lib/core/signal.c's table; -1: none */
 };
 
 #define RILL__SCRATCH_SIZE 65536u
@@ -238,6 +247,17 @@ int  rill__next_timeout(rill_loop *loop);
 
 void rill__wake(int fd, unsigned char what);      /* async-signal-safe */
 void rill__signal_dispatch(rill_loop *loop);      /* runs callbacks of signals that arrived */
+/* SIGCHLD for child processes, shared by every loop that has children (lib/proc):
+   the handler bumps rill__chld_gen and wakes every subscribed loop, whose dispatch
+   then calls loop->chld_fn. Subscribing installs rill's handler (unless a
+   rill_signal_watch of SIGCHLD already did); the last unsubscribe restores the
+   disposition found. 0, or -errno from sigaction; a full table (more loops than
+   RILL__CHLD_SLOTS) leaves chld_slot -1 and the loop relies on its poll timer. */
+#define RILL__CHLD_SLOTS 64
+extern volatile sig_atomic_t rill__chld_gen;
+int  rill__chld_subscribe(rill_loop *loop, void (*fn)(rill_loop *loop));
+void rill__chld_unsubscribe(rill_loop *loop);
+int  rill__chld_handler_installed(void);  /* 1 while SIGCHLD's disposition is rill's handler */
 void rill__tasks_drop_threadsafe(rill_loop *loop); /* rill_loop_free: what no iteration took */
 
 /* ------------------------------------------------------------- utilities */

@@ -41,6 +41,10 @@ typedef struct rill__sys_hooks {
                    void (*cb)(int status, int family, const struct sockaddr_storage *addrs, size_t n, void *ud),
                    void *ud, struct rill__resolve_req **out);
     void (*resolve_cancel)(struct rill__resolve_req *r);
+    /* lib/proc's pipes and spawns: a test fails them without exhausting the system. */
+    int (*pipe)(int fds[2]);
+    /* Replaces fork() (the fallback spawn); -1 and errno fail it, as fork does. */
+    pid_t (*fork)(void);
 } rill__sys_hooks;
 
 /* NULL unless a test installed hooks (lib/stream/sock.c). */
@@ -117,6 +121,12 @@ static inline int rill__sys_close(int fd)
 {
     const rill__sys_hooks *h = rill__sys_hooks_cur;
     return h != NULL && h->close != NULL ? h->close(fd) : close(fd);
+}
+
+static inline int rill__sys_pipe(int fds[2])
+{
+    const rill__sys_hooks *h = rill__sys_hooks_cur;
+    return h != NULL && h->pipe != NULL ? h->pipe(fds) : pipe(fds);
 }
 
 #endif

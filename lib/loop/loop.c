@@ -115,6 +115,8 @@ rill_loop *rill_loop_new(const rill_loop_opts *opts)
     rill__list_init(&loop->pending);
     rill__list_init(&loop->closing);
     rill__list_init(&loop->ts_queue);
+    rill__list_init(&loop->procs);
+    loop->chld_slot = -1;
     loop->dns_timeout_ms = opts->dns_timeout_ms;
     loop->dns_tries = opts->dns_tries;
     if (pthread_mutex_init(&loop->ts_mu, NULL) != 0) {

@@ -331,9 +331,10 @@ class Runner:
 
     def cli(self):
         usage_args = {"echo_client": [], "echo_server": ["--mode", "sideways"], "http_headers": [],
-                      "wait_for_data": ["extra"], "select_embed": ["127.0.0.1"], "chat_server": ["--max", "0"]}
+                      "wait_for_data": ["extra"], "select_embed": ["127.0.0.1"], "chat_server": ["--max", "0"],
+                      "run_lines": []}
         for name in ("echo_client", "echo_server", "http_headers", "wait_for_data", "select_embed",
-                     "chat_server"):
+                     "chat_server", "run_lines"):
             def help_(name=name):
                 rc, out, err = run(self.prog(name, "--help"))
                 expect_eq(rc, 0, "exit code")
@@ -781,6 +782,26 @@ class Runner:
             expect(len(err) == 1 and err[0].startswith("error: "), "stderr %r" % err)
             return err[0]
         self.check("select_embed to a closed port exits 1 with error:", refused)
+
+        def run_lines(argv, want_rc, want_out):
+            rc, out, err = run(self.prog("run_lines", *argv))
+            expect_eq((rc, out, err), (want_rc, want_out, []), "exit code, stdout, stderr")
+        self.check("run_lines numbers a child's stdout lines and prints its exit status",
+                   lambda: run_lines(["/bin/sh", "-c", "echo one; echo; printf 'three'; exit 3"], 3,
+                                     ["1: one", "2: ", "3: three", "exit status 3"]))
+        self.check("run_lines -- printf: 3000 lines through the pipe, exit 0",
+                   lambda: run_lines(["--", "/bin/sh", "-c", "i=0; while [ $i -lt 3000 ]; do echo l$i; i=$((i+1)); done"],
+                                     0, ["%d: l%d" % (i + 1, i) for i in range(3000)] + ["exit status 0"]))
+        self.check("run_lines: a child killed by SIGTERM prints -15 and exits 143",
+                   lambda: run_lines(["/bin/sh", "-c", "echo x; kill -TERM $$"], 143,
+                                     ["1: x", "exit status -15 (killed by signal 15)"]))
+
+        def missing():
+            rc, out, err = run(self.prog("run_lines", "/nonexistent/rill-no-such-program"))
+            expect_eq((rc, out), (1, []), "exit code, stdout")
+            expect(len(err) == 1 and err[0].startswith("error: spawn: "), "stderr %r" % err)
+            return err[0]
+        self.check("run_lines of a missing program exits 1 with error: spawn:", missing)
 
 
 def main():

@@ -1,0 +1,1087 @@
+/* Child processes (lib/proc) against real programs: /bin/sh, cat, sleep, true and
+   tests/proc_helper. Every test ends with rill_loop_free() == 0 and no child of
+   this process left unreaped; the spawn and exec failures run on both the
+   posix_spawn path and the fork + exec fallback (rill__spawn_force_fork). */
+#include "support/testutil.h"
+#include "rill_private.h"
+#include "syshooks.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern int rill__spawn_force_fork;
+
+#define BOUND_MS 20000
+
+/* ---------------------------------------------------------------- helpers */
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;
+}
+
+/* tests/proc_helper sits next to run_tests. */
+static const char *helper(void)
+{
+    static char path[PATH_MAX];
+    ssize_t n;
+    char *slash;
+    if (path[0] != '\0')
+        return path;
+    n = readlink("/proc/self/exe", path, sizeof path - 32);
+    if (n <= 0) {
+        strcpy(path, "tests/proc_helper");
+        return path;
+    }
+    path[n] = '\0';
+    slash = strrchr(path, '/');
+    strcpy(slash + 1, "proc_helper");
+    return path;
+}
+
+/* No child of ours is left, reaped or not: waitpid(-1) here is the test's, never rill's. */
+static void assert_no_children(void)
+{
+    pid_t r = waitpid(-1, NULL, WNOHANG);
+    CU_ASSERT_EQUAL(r, -1);
+    CU_ASSERT_EQUAL(errno, ECHILD);
+}
+
+typedef struct run {
+    rill_loop *loop;
+    rill_process *p;
+    int spawned, spawn_status, in_call;
+    int waited, returncode;
+    char out[4096];
+    size_t outlen;
+    int out_eof;
+    int done;
+} run;
+
+static void on_spawn(rill_process *p, int status, void *ud)
+{
+    run *r = ud;
+    CU_ASSERT_FALSE(r->in_call);
+    r->spawned++;
+    r->spawn_status = status;
+    r->p = p;
+    CU_ASSERT(status < 0 ? p == NULL : p != NULL);
+    if (status < 0)
+        r->done = 1;
+}
+
+static void on_wait(rill_process *p, int returncode, void *ud)
+{
+    run *r = ud;
+    (void)p;
+    r->waited++;
+    r->returncode = returncode;
+    r->done = 1;
+}
+
+static void on_out(rill_stream *s, int status, const char *data, size_t len, void *ud)
+{
+    run *r = ud;
+    if (status < 0 || len == 0) {
+        r->out_eof = status < 0 ? status : 1;
+        return;
+    }
+    if (r->outlen + len < sizeof r->out) {
+        memcpy(r->out + r->outlen, data, len);
+        r->outlen += len;
+        r->out[r->outlen] = '\0';
+    }
+    CU_ASSERT_EQUAL(rill_read(s, 4096, on_out, r), 0);
+}
+
+static void opts_init(rill_spawn_opts *o, const char *const *argv)
+{
+    memset(o, 0, sizeof *o);
+    o->argv = argv;
+}
+
+/* Spawns; returns the spawn status (0: r->p is the process). */
+static int spawn(run *r, rill_loop *loop, const rill_spawn_opts *o)
+{
+    int rc;
+    memset(r, 0, sizeof *r);
+    r->loop = loop;
+    r->in_call = 1;
+    rc = rill_spawn(loop, o, on_spawn, r);
+    r->in_call = 0;
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(r->spawned, 0);   /* never synchronous */
+    CU_ASSERT_FATAL(test_run_until(loop, &r->spawned, BOUND_MS));
+    CU_ASSERT_EQUAL(r->spawned, 1);
+    return r->spawn_status;
+}
+
+/* Reads stdout (when piped) to EOF, waits, closes; returns the returncode. */
+static int finish(run *r)
+{
+    rill_stream *out = rill_process_stdout(r->p);
+    if (out != NULL) {
+        CU_ASSERT_EQUAL(rill_read(out, 4096, on_out, r), 0);
+        test_run_until(r->loop, &r->out_eof, BOUND_MS);
+        CU_ASSERT_EQUAL(r->out_eof, 1);
+    }
+    CU_ASSERT_EQUAL(rill_process_wait(r->p, on_wait, r), 0);
+    CU_ASSERT(test_run_until(r->loop, &r->done, BOUND_MS));
+    CU_ASSERT_EQUAL(r->waited, 1);
+    CU_ASSERT_EQUAL(rill_process_close(r->p, 0), 0);
+    return r->returncode;
+}
+
+static int run_sh(rill_loop *loop, const char *script, char *out, size_t outcap)
+{
+    const char *argv[] = { "/bin/sh", "-c", script, NULL };
+    rill_spawn_opts o;
+    run r;
+    int rc;
+    opts_init(&o, argv);
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    rc = finish(&r);
+    if (out != NULL)
+        snprintf(out, outcap, "%s", r.out);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_bad_arguments(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { "/bin/true", NULL };
+    const char *empty[] = { NULL };
+    const char *blank[] = { "", NULL };
+    rill_spawn_opts o;
+    int x = 0;
+
+    opts_init(&o, argv);
+    CU_ASSERT_EQUAL(rill_spawn(NULL, &o, on_spawn, &x), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_spawn(loop, NULL, on_spawn, &x), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_spawn(loop, &o, NULL, &x), RILL_EINVAL);
+    o.argv = NULL;
+    CU_ASSERT_EQUAL(rill_spawn(loop, &o, on_spawn, &x), RILL_EINVAL);
+    o.argv = empty;
+    CU_ASSERT_EQUAL(rill_spawn(loop, &o, on_spawn, &x), RILL_EINVAL);
+    o.argv = blank;
+    CU_ASSERT_EQUAL(rill_spawn(loop, &o, on_spawn, &x), RILL_EINVAL);
+    opts_init(&o, argv);
+    o.stdio[0].how = RILL_STDIO_STDOUT;
+    CU_ASSERT_EQUAL(rill_spawn(loop, &o, on_spawn, &x), RILL_EINVAL);
+    o.stdio[0].how = 9;
+    CU_ASSERT_EQUAL(rill_spawn(loop, &o, on_spawn, &x), RILL_EINVAL);
+    o.stdio[0].how = RILL_STDIO_FD;
+    o.stdio[0].fd = -1;
+    CU_ASSERT_EQUAL(rill_spawn(loop, &o, on_spawn, &x), RILL_EINVAL);
+    opts_init(&o, argv);
+    o.flags = 8;
+    CU_ASSERT_EQUAL(rill_spawn(loop, &o, on_spawn, &x), RILL_EINVAL);
+    opts_init(&o, argv);
+    o.reserved[1] = &x;
+    CU_ASSERT_EQUAL(rill_spawn(loop, &o, on_spawn, &x), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_process_wait(NULL, on_wait, &x), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_process_signal(NULL, SIGTERM), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_process_close(NULL, 0), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_process_communicate(NULL, "", 0, NULL, NULL), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_process_pid(NULL), -1);
+    CU_ASSERT_PTR_NULL(rill_process_stdin(NULL));
+    CU_ASSERT_EQUAL(rill_process_returncode(NULL, NULL), 0);
+    CU_ASSERT_EQUAL(x, 0);
+    CU_ASSERT_EQUAL(rill_loop_alive(loop), 0);
+    test_loop_finish(loop);
+}
+
+static void test_exit_codes_and_signals(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { "true", NULL };
+    rill_spawn_opts o;
+    run r;
+    int rc = 1234;
+
+    CU_ASSERT_EQUAL(run_sh(loop, "exit 3", NULL, 0), 3);
+    CU_ASSERT_EQUAL(run_sh(loop, "exit 0", NULL, 0), 0);
+    CU_ASSERT_EQUAL(run_sh(loop, "exit 255", NULL, 0), 255);
+    CU_ASSERT_EQUAL(run_sh(loop, "kill -TERM $$", NULL, 0), -SIGTERM);
+    CU_ASSERT_EQUAL(run_sh(loop, "kill -KILL $$", NULL, 0), -SIGKILL);
+    /* PATH search, no pipes at all; returncode and pid accessors. */
+    opts_init(&o, argv);
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT(rill_process_pid(r.p) > 0);
+    CU_ASSERT_PTR_NULL(rill_process_stdin(r.p));
+    CU_ASSERT_PTR_NULL(rill_process_stdout(r.p));
+    CU_ASSERT_PTR_NULL(rill_process_stderr(r.p));
+    CU_ASSERT_EQUAL(finish(&r), 0);
+    test_loop_finish(loop);
+    assert_no_children();
+    (void)rc;
+}
+
+static void exec_failures(int force_fork)
+{
+    int fds0 = count_fds();
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *missing[] = { "/nonexistent/rill-no-such-program", NULL };
+    const char *missing_path[] = { "rill-no-such-program-in-path", NULL };
+    char file[] = "/tmp/rill-noexec-XXXXXX";
+    const char *noexec[] = { file, NULL };
+    const char *argv_sh[] = { "/bin/sh", "-c", "exit 0", NULL };
+    rill_spawn_opts o;
+    run r;
+    int fd;
+
+    rill__spawn_force_fork = force_fork;
+    opts_init(&o, missing);
+    o.stdio[0].how = RILL_STDIO_PIPE;
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    CU_ASSERT_EQUAL(spawn(&r, loop, &o), -ENOENT);
+    opts_init(&o, missing_path);
+    CU_ASSERT_EQUAL(spawn(&r, loop, &o), -ENOENT);
+    fd = mkstemp(file);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(write(fd, "#!/bin/sh\n", 10), 10);
+    close(fd);
+    chmod(file, 0644);
+    opts_init(&o, noexec);
+    o.stdio[2].how = RILL_STDIO_PIPE;
+    CU_ASSERT_EQUAL(spawn(&r, loop, &o), -EACCES);
+    unlink(file);
+    /* A cwd that does not exist fails the same way (fork path only: cwd takes it). */
+    opts_init(&o, argv_sh);
+    o.cwd = "/nonexistent/rill-dir";
+    CU_ASSERT_EQUAL(spawn(&r, loop, &o), -ENOENT);
+    test_loop_finish(loop);
+    CU_ASSERT_EQUAL(count_fds(), fds0);
+    assert_no_children();
+    rill__spawn_force_fork = 0;
+}
+
+/* valgrind runs glibc's posix_spawn (clone with CLONE_VM | CLONE_VFORK) as a plain
+   fork, so the exec error the child stores in shared memory never reaches the
+   parent: the spawn "succeeds" and the child exits 127. Not rill's to fix. */
+static int under_valgrind(void)
+{
+    const char *p = getenv("LD_PRELOAD");
+    return p != NULL && strstr(p, "vgpreload") != NULL;
+}
+
+static void test_exec_failure_posix_spawn(void)
+{
+    if (under_valgrind()) {
+        CU_PASS("skipped under valgrind: it cannot report posix_spawn's exec errors");
+        return;
+    }
+    exec_failures(0);
+}
+static void test_exec_failure_fork(void) { exec_failures(1); }
+
+typedef struct lines {
+    rill_loop *loop;
+    char got[8][32];
+    int n, eof;
+} lines;
+
+static void on_line(rill_stream *s, int status, const char *data, size_t len, void *ud)
+{
+    lines *l = ud;
+    CU_ASSERT_EQUAL(status, 0);
+    if (status < 0 || len == 0) {
+        l->eof = 1;
+        return;
+    }
+    if (l->n < 8)
+        snprintf(l->got[l->n++], sizeof l->got[0], "%.*s", (int)len, data);
+    CU_ASSERT_EQUAL(rill_readline(s, on_line, l), 0);
+}
+
+static void test_readline_stdout(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { "/bin/sh", "-c", "printf 'one\\ntwo\\n'; sleep 0.05; printf 'three'", NULL };
+    rill_spawn_opts o;
+    run r;
+    lines l;
+
+    memset(&l, 0, sizeof l);
+    opts_init(&o, argv);
+    o.stdio[0].how = RILL_STDIO_DEVNULL;
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(rill_stream_mode(rill_process_stdout(r.p)), RILL_MODE_READ);
+    CU_ASSERT_EQUAL(rill_readline(rill_process_stdout(r.p), on_line, &l), 0);
+    CU_ASSERT(test_run_until(loop, &l.eof, BOUND_MS));
+    CU_ASSERT_EQUAL(l.n, 3);
+    CU_ASSERT_STRING_EQUAL(l.got[0], "one\n");
+    CU_ASSERT_STRING_EQUAL(l.got[1], "two\n");
+    CU_ASSERT_STRING_EQUAL(l.got[2], "three");
+    CU_ASSERT_EQUAL(finish(&r), 0);
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
+/* ------------------------------------------------- 16 MiB through cat */
+
+#define BIG (16u << 20)
+
+typedef struct big {
+    int done;
+    uint64_t t_end;           /* when the result arrived: the checksum is not the pipe's time */
+    int status, returncode;
+    size_t outlen;
+    uint32_t sum_in, sum_out;
+} big;
+
+static uint32_t adler(const unsigned char *d, size_t n)
+{
+    uint32_t a = 1, b = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        a = (a + d[i]) % 65521u;
+        b = (b + a) % 65521u;
+    }
+    return (b << 16) | a;
+}
+
+static void on_communicated(rill_process *p, const rill_communicate_result *res, void *ud)
+{
+    big *b = ud;
+    b->t_end = test_now_ms();
+    b->status = res->status;
+    b->returncode = res->returncode;
+    b->outlen = res->outlen;
+    b->sum_out = adler((const unsigned char *)res->out, res->outlen);
+    CU_ASSERT_EQUAL(res->errlen, 0);
+    rill_process_close(p, 0);
+    b->done = 1;
+}
+
+static void test_cat_16mib(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { "cat", NULL };
+    unsigned char *data = malloc(BIG);
+    uint32_t x = 12345;
+    rill_spawn_opts o;
+    uint64_t t0, ms;
+    size_t i;
+    run r;
+    big b;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+    for (i = 0; i < BIG; i++) {
+        x = x * 1103515245u + 12345u;
+        data[i] = (unsigned char)(x >> 16);
+    }
+    memset(&b, 0, sizeof b);
+    b.sum_in = adler(data, BIG);
+    opts_init(&o, argv);
+    o.stdio[0].how = RILL_STDIO_PIPE;
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    o.stdio[2].how = RILL_STDIO_PIPE;
+    t0 = test_now_ms();
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(rill_process_communicate(r.p, data, BIG, on_communicated, &b), 0);
+    CU_ASSERT(test_run_until(loop, &b.done, 50000));
+    ms = b.t_end - t0;
+    CU_ASSERT_EQUAL(b.status, 0);
+    CU_ASSERT_EQUAL(b.returncode, 0);
+    CU_ASSERT_EQUAL(b.outlen, BIG);
+    CU_ASSERT_EQUAL(b.sum_out, b.sum_in);
+    printf("\n    16 MiB through cat: %llu ms, %.0f MiB/s ", (unsigned long long)ms,
+           ms > 0 ? 16.0 * 1000.0 / (double)ms : 0.0);
+    free(data);
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
+static void on_comm_small(rill_process *p, const rill_communicate_result *res, void *ud)
+{
+    big *b = ud;
+    b->status = res->status;
+    b->returncode = res->returncode;
+    b->outlen = res->outlen;
+    CU_ASSERT_PTR_NULL(res->err);
+    CU_ASSERT_EQUAL(res->errlen, 0);
+    rill_process_close(p, 0);
+    b->done = 1;
+}
+
+static void test_communicate_edges(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *quiet[] = { "/bin/sh", "-c", "exit 5", NULL };
+    const char *talk[] = { "/bin/sh", "-c", "echo hi; exit 0", NULL };
+    rill_spawn_opts o;
+    run r;
+    big b;
+
+    /* No pipes at all: communicate is a wait. */
+    memset(&b, 0, sizeof b);
+    opts_init(&o, quiet);
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(rill_process_communicate(r.p, NULL, 1, on_comm_small, &b), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_process_communicate(r.p, NULL, 0, NULL, &b), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_process_communicate(r.p, NULL, 0, on_comm_small, &b), 0);
+    CU_ASSERT_EQUAL(b.done, 0);
+    CU_ASSERT(test_run_until(loop, &b.done, BOUND_MS));
+    CU_ASSERT_EQUAL(b.status, 0);
+    CU_ASSERT_EQUAL(b.returncode, 5);
+    CU_ASSERT_EQUAL(b.outlen, 0);
+    /* The program already reads stdout: communicate leaves it alone and says so. */
+    memset(&b, 0, sizeof b);
+    opts_init(&o, talk);
+    o.stdio[0].how = RILL_STDIO_PIPE;
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(rill_read(rill_process_stdout(r.p), 4096, on_out, &r), 0);
+    CU_ASSERT_EQUAL(rill_process_communicate(r.p, NULL, 0, on_comm_small, &b), 0);
+    CU_ASSERT(test_run_until(loop, &b.done, BOUND_MS));
+    CU_ASSERT_EQUAL(b.status, RILL_EBUSY);
+    CU_ASSERT_EQUAL(b.returncode, 0);
+    CU_ASSERT_STRING_EQUAL(r.out, "hi\n");
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
+/* ----------------------------------------------------- stdin and stdout */
+
+static void test_stdin_close_gives_eof(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { helper(), "eof", NULL };
+    rill_spawn_opts o;
+    run r;
+
+    opts_init(&o, argv);
+    o.stdio[0].how = RILL_STDIO_PIPE;
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(rill_stream_mode(rill_process_stdin(r.p)), RILL_MODE_WRITE);
+    CU_ASSERT_EQUAL(rill_write(rill_process_stdin(r.p), "hello", 5, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(rill_close(rill_process_stdin(r.p), NULL, NULL), 0);
+    CU_ASSERT_EQUAL(finish(&r), 0);
+    CU_ASSERT_STRING_EQUAL(r.out, "eof 5\n");
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
+static void test_child_closes_stdout_early(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { helper(), "closeout", NULL };
+    rill_spawn_opts o;
+    int rc;
+    run r;
+
+    opts_init(&o, argv);
+    o.stdio[0].how = RILL_STDIO_PIPE;
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(rill_read(rill_process_stdout(r.p), 4096, on_out, &r), 0);
+    CU_ASSERT(test_run_until(loop, &r.out_eof, BOUND_MS));
+    CU_ASSERT_EQUAL(r.out_eof, 1);
+    CU_ASSERT_EQUAL(r.outlen, 0);
+    /* EOF on its stdout, yet the child still runs: it waits for its stdin. */
+    CU_ASSERT_EQUAL(rill_process_returncode(r.p, &rc), 0);
+    CU_ASSERT_EQUAL(rill_process_signal(r.p, 0), 0);
+    CU_ASSERT_EQUAL(rill_close(rill_process_stdin(r.p), NULL, NULL), 0);
+    r.out_eof = 0;
+    CU_ASSERT_EQUAL(rill_process_wait(r.p, on_wait, &r), 0);
+    CU_ASSERT(test_run_until(loop, &r.done, BOUND_MS));
+    CU_ASSERT_EQUAL(r.returncode, 0);
+    CU_ASSERT_EQUAL(rill_process_returncode(r.p, &rc), 1);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(rill_process_signal(r.p, SIGTERM), -ESRCH);
+    CU_ASSERT_EQUAL(rill_process_close(r.p, 0), 0);
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
+static void test_stdio_kinds(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *both[] = { "/bin/sh", "-c", "echo out; echo err >&2", NULL };
+    const char *cat[] = { "cat", NULL };
+    const char *env[] = { "/bin/sh", "-c", "pwd; echo \"$RILL_T\"", NULL };
+    const char *envp[] = { "RILL_T=from-envp", "PATH=/usr/bin:/bin", NULL };
+    rill_spawn_opts o;
+    char buf[64];
+    int pfd[2];
+    ssize_t n;
+    run r;
+
+    /* stderr into stdout's pipe */
+    opts_init(&o, both);
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    o.stdio[2].how = RILL_STDIO_STDOUT;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_PTR_NULL(rill_process_stderr(r.p));
+    CU_ASSERT_EQUAL(finish(&r), 0);
+    CU_ASSERT_STRING_EQUAL(r.out, "out\nerr\n");
+    /* /dev/null stdin: cat sees EOF at once; stderr to /dev/null */
+    opts_init(&o, cat);
+    o.stdio[0].how = RILL_STDIO_DEVNULL;
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    o.stdio[2].how = RILL_STDIO_DEVNULL;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(finish(&r), 0);
+    CU_ASSERT_EQUAL(r.outlen, 0);
+    /* the program's own descriptor as stdout (and stderr, through STDOUT) */
+    CU_ASSERT_FATAL(pipe(pfd) == 0);
+    opts_init(&o, both);
+    o.stdio[1].how = RILL_STDIO_FD;
+    o.stdio[1].fd = pfd[1];
+    o.stdio[2].how = RILL_STDIO_STDOUT;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(finish(&r), 0);
+    close(pfd[1]);
+    n = read(pfd[0], buf, sizeof buf - 1);
+    CU_ASSERT_EQUAL(n, 8);
+    buf[n > 0 ? n : 0] = '\0';
+    CU_ASSERT_STRING_EQUAL(buf, "out\nerr\n");
+    close(pfd[0]);
+    /* cwd and envp */
+    opts_init(&o, env);
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    o.cwd = "/";
+    o.envp = envp;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(finish(&r), 0);
+    CU_ASSERT_STRING_EQUAL(r.out, "/\nfrom-envp\n");
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
+/* Descriptors above 2 this process would pass to any child (not close-on-exec):
+   whatever the test runner inherited itself, never one of rill's. */
+static int count_inheritable(void)
+{
+    int fd, n = 0;
+    for (fd = 3; fd < 1024; fd++) {
+        int fl = fcntl(fd, F_GETFD);
+        if (fl >= 0 && !(fl & FD_CLOEXEC))
+            n++;
+    }
+    return n;
+}
+
+static void test_descriptors_close_on_exec(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { helper(), "fds", NULL };
+    rill_spawn_opts o;
+    char want[32];
+    int force;
+    run r;
+
+    snprintf(want, sizeof want, "fds %d\n", count_inheritable());
+
+    for (force = 0; force < 2; force++) {
+        rill__spawn_force_fork = force;
+        opts_init(&o, argv);
+        o.stdio[0].how = RILL_STDIO_PIPE;
+        o.stdio[1].how = RILL_STDIO_PIPE;
+        o.stdio[2].how = RILL_STDIO_PIPE;
+        CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+        CU_ASSERT_EQUAL(finish(&r), 0);
+        /* The loop's backend and wake-up pipe, the parent's pipe ends: none leaked. */
+        CU_ASSERT_STRING_EQUAL(r.out, want);
+    }
+    rill__spawn_force_fork = 0;
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
+static void test_kill_sleeping_child(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { "sleep", "30", NULL };
+    rill_spawn_opts o;
+    uint64_t t0 = test_now_ms();
+    run r, r2;
+
+    opts_init(&o, argv);
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(rill_process_signal(r.p, 999), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_process_signal(r.p, SIGTERM), 0);
+    CU_ASSERT_EQUAL(finish(&r), -SIGTERM);
+    /* close with RILL_PROCESS_KILL: the handle goes, the child is killed and reaped. */
+    opts_init(&o, argv);
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r2, loop, &o), 0);
+    CU_ASSERT_EQUAL(rill_process_close(r2.p, 7), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_process_close(r2.p, RILL_PROCESS_KILL), 0);
+    CU_ASSERT_EQUAL(rill_loop_run(loop), 0);
+    CU_ASSERT(test_now_ms() - t0 < 15000);
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
+static void test_close_without_kill_reaps(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { "/bin/sh", "-c", "sleep 0.1", NULL };
+    rill_spawn_opts o;
+    run r;
+
+    opts_init(&o, argv);
+    o.stdio[0].how = RILL_STDIO_PIPE;
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(rill_process_wait(r.p, on_wait, &r), 0);
+    CU_ASSERT_EQUAL(rill_process_close(r.p, 0), 0);
+    CU_ASSERT_EQUAL(rill_process_close(r.p, 0), RILL_EINVAL);
+    CU_ASSERT_EQUAL(rill_loop_alive(loop), 1);   /* until the child is reaped */
+    CU_ASSERT_EQUAL(rill_loop_run(loop), 0);
+    CU_ASSERT_EQUAL(r.waited, 1);                /* a wait started before close completes */
+    CU_ASSERT_EQUAL(r.returncode, 0);
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
+/* ------------------------------------------------------ many at once */
+
+#define MANY 200
+
+typedef struct many {
+    int spawned, waited, failed, bad_rc;
+} many;
+
+static void many_waited(rill_process *p, int returncode, void *ud)
+{
+    many *m = ud;
+    m->waited++;
+    if (returncode != 7)
+        m->bad_rc++;
+    rill_process_close(p, 0);
+}
+
+static void many_read(rill_stream *s, int status, const char *data, size_t len, void *ud)
+{
+    (void)data;
+    (void)ud;
+    if (status == 0 && len > 0 && rill_read(s, 100, many_read, ud) == 0)
+        return;
+    rill_close(s, NULL, NULL);
+}
+
+static void many_spawned(rill_process *p, int status, void *ud)
+{
+    many *m = ud;
+    m->spawned++;
+    if (status < 0) {
+        m->failed++;
+        return;
+    }
+    CU_ASSERT_EQUAL(rill_read(rill_process_stdout(p), 100, many_read, m), 0);
+    CU_ASSERT_EQUAL(rill_process_wait(p, many_waited, m), 0);
+}
+
+static void test_200_children(void)
+{
+    int fds0 = count_fds(), i, done;
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { "/bin/sh", "-c", "echo $$; exit 7", NULL };
+    rill_spawn_opts o;
+    many m;
+
+    memset(&m, 0, sizeof m);
+    opts_init(&o, argv);
+    o.stdio[0].how = RILL_STDIO_DEVNULL;
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    for (i = 0; i < MANY; i++)
+        CU_ASSERT_EQUAL_FATAL(rill_spawn(loop, &o, many_spawned, &m), 0);
+    for (done = 0; !done;) {
+        if (rill_loop_run_once(loop, 100) < 0)
+            break;
+        done = m.waited + m.failed == MANY;
+    }
+    CU_ASSERT_EQUAL(m.spawned, MANY);
+    CU_ASSERT_EQUAL(m.failed, 0);
+    CU_ASSERT_EQUAL(m.waited, MANY);
+    CU_ASSERT_EQUAL(m.bad_rc, 0);
+    test_loop_finish(loop);
+    CU_ASSERT_EQUAL(count_fds(), fds0);
+    assert_no_children();
+}
+
+/* ------------------------------------------- SIGCHLD: loops and others */
+
+static void test_two_loops_and_a_foreign_child(void)
+{
+    rill_loop *a = test_loop_new(RILL_BACKEND_AUTO), *b = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { "/bin/sh", "-c", "exit 4", NULL };
+    const char *argv2[] = { "/bin/sh", "-c", "sleep 0.05; exit 5", NULL };
+    rill_spawn_opts o;
+    run ra, rb;
+    pid_t mine;
+    int st = 0;
+
+    /* A child the program forked itself: rill must leave its status alone. */
+    mine = fork();
+    CU_ASSERT_FATAL(mine >= 0);
+    if (mine == 0)
+        _exit(9);
+    opts_init(&o, argv);
+    CU_ASSERT_EQUAL_FATAL(spawn(&ra, a, &o), 0);
+    opts_init(&o, argv2);
+    CU_ASSERT_EQUAL_FATAL(spawn(&rb, b, &o), 0);
+    CU_ASSERT_EQUAL(rill_process_wait(ra.p, on_wait, &ra), 0);
+    CU_ASSERT_EQUAL(rill_process_wait(rb.p, on_wait, &rb), 0);
+    /* Only b runs until its child is done; a's child exits meanwhile, unseen by b. */
+    CU_ASSERT(test_run_until(b, &rb.done, BOUND_MS));
+    CU_ASSERT_EQUAL(rb.returncode, 5);
+    CU_ASSERT(test_run_until(a, &ra.done, BOUND_MS));
+    CU_ASSERT_EQUAL(ra.returncode, 4);
+    CU_ASSERT_EQUAL(rill_process_close(ra.p, 0), 0);
+    CU_ASSERT_EQUAL(rill_process_close(rb.p, 0), 0);
+    test_loop_finish(a);
+    test_loop_finish(b);
+    CU_ASSERT_EQUAL(waitpid(mine, &st, 0), mine);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 9);
+    assert_no_children();
+}
+
+/* More loops with children than signal.c's table has slots: the ones left out are
+   reaped by their poll timer. */
+#define NLOOPS (RILL__CHLD_SLOTS + 3)
+
+static void test_more_loops_than_slots(void)
+{
+    static rill_loop *loops[NLOOPS];
+    static run runs[NLOOPS];
+    static char scripts[NLOOPS][32];
+    const char *argv[] = { "/bin/sh", "-c", NULL, NULL };
+    rill_spawn_opts o;
+    int i;
+
+    for (i = 0; i < NLOOPS; i++) {
+        loops[i] = test_loop_new(RILL_BACKEND_AUTO);
+        /* Each child waits for its stdin's EOF, so every loop still has it below. */
+        snprintf(scripts[i], sizeof scripts[i], "read x; exit %d", i % 100);
+        argv[2] = scripts[i];
+        opts_init(&o, argv);
+        o.stdio[0].how = RILL_STDIO_PIPE;
+        CU_ASSERT_EQUAL_FATAL(spawn(&runs[i], loops[i], &o), 0);
+        CU_ASSERT_EQUAL(rill_process_wait(runs[i].p, on_wait, &runs[i]), 0);
+    }
+    CU_ASSERT(loops[NLOOPS - 1]->chld_slot == -1);
+    CU_ASSERT(loops[0]->chld_slot >= 0);
+    for (i = 0; i < NLOOPS; i++)
+        CU_ASSERT_EQUAL(rill_close(rill_process_stdin(runs[i].p), NULL, NULL), 0);
+    for (i = 0; i < NLOOPS; i++) {
+        CU_ASSERT(test_run_until(loops[i], &runs[i].done, BOUND_MS));
+        CU_ASSERT_EQUAL(runs[i].returncode, i % 100);
+        CU_ASSERT_EQUAL(rill_process_close(runs[i].p, 0), 0);
+        test_loop_finish(loops[i]);
+    }
+    assert_no_children();
+}
+
+static void foreign_handler(int sig) { (void)sig; }
+
+static void test_foreign_sigchld_handler(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { "/bin/sh", "-c", "sleep 0.05; exit 6", NULL };
+    struct sigaction sa, old, cur;
+    rill_spawn_opts o;
+    run r;
+
+    opts_init(&o, argv);
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    /* The program takes SIGCHLD over while a child runs: the poll timer reaps it. */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = foreign_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    CU_ASSERT_EQUAL(sigaction(SIGCHLD, &sa, &old), 0);
+    CU_ASSERT_EQUAL(finish(&r), 6);
+    test_loop_finish(loop);
+    /* rill's last unsubscribe put back what it found when it installed: not the
+       foreign handler's business, but the foreign handler was replaced then. */
+    sigaction(SIGCHLD, &old, NULL);
+    CU_ASSERT_EQUAL(sigaction(SIGCHLD, NULL, &cur), 0);
+    assert_no_children();
+}
+
+static int user_sigchld;
+static void on_user_sigchld(int sig, void *ud) { (void)sig; (void)ud; user_sigchld++; }
+
+static void test_user_watches_sigchld_too(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    struct sigaction before, after;
+    run r;
+
+    CU_ASSERT_EQUAL(sigaction(SIGCHLD, NULL, &before), 0);
+    user_sigchld = 0;
+    CU_ASSERT_EQUAL(rill_signal_watch(loop, SIGCHLD, on_user_sigchld, NULL), 0);
+    CU_ASSERT_EQUAL(run_sh(loop, "exit 2", NULL, 0), 2);
+    CU_ASSERT(user_sigchld >= 1);
+    CU_ASSERT_EQUAL(rill_signal_unwatch(loop, SIGCHLD), 0);
+    /* And the other order: children first, then the watch comes and goes. */
+    {
+        const char *argv[] = { "/bin/sh", "-c", "sleep 0.05; exit 3", NULL };
+        rill_spawn_opts o;
+        opts_init(&o, argv);
+        CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+        CU_ASSERT_EQUAL(rill_signal_watch(loop, SIGCHLD, on_user_sigchld, NULL), 0);
+        CU_ASSERT_EQUAL(rill_signal_unwatch(loop, SIGCHLD), 0);
+        CU_ASSERT_EQUAL(finish(&r), 3);
+    }
+    test_loop_finish(loop);
+    CU_ASSERT_EQUAL(sigaction(SIGCHLD, NULL, &after), 0);
+    CU_ASSERT(after.sa_handler == before.sa_handler);
+    assert_no_children();
+}
+
+static void test_new_group_and_session(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { "sleep", "30", NULL };
+    rill_spawn_opts o;
+    run r;
+
+    opts_init(&o, argv);
+    o.flags = RILL_SPAWN_NEW_PGROUP;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(getpgid(rill_process_pid(r.p)), rill_process_pid(r.p));
+    CU_ASSERT_EQUAL(rill_process_signal(r.p, SIGKILL), 0);
+    CU_ASSERT_EQUAL(finish(&r), -SIGKILL);
+    opts_init(&o, argv);
+    o.flags = RILL_SPAWN_NEW_SESSION;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(getsid(rill_process_pid(r.p)), rill_process_pid(r.p));
+    CU_ASSERT_EQUAL(rill_process_signal(r.p, SIGKILL), 0);
+    CU_ASSERT_EQUAL(finish(&r), -SIGKILL);
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
+/* ------------------------------------------------------------ embedding */
+
+static void test_embedded_select(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { "/bin/sh", "-c", "echo embedded; exit 1", NULL };
+    rill_spawn_opts o;
+    uint64_t end = test_now_ms() + BOUND_MS;
+    run r;
+
+    memset(&r, 0, sizeof r);
+    r.loop = loop;
+    opts_init(&o, argv);
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    CU_ASSERT_EQUAL_FATAL(rill_spawn(loop, &o, on_spawn, &r), 0);
+    while (!r.done && test_now_ms() < end) {
+        fd_set rd, wr;
+        struct timeval tv;
+        int maxfd = -1, n;
+        FD_ZERO(&rd);
+        FD_ZERO(&wr);
+        tv.tv_sec = 1;
+        tv.tv_usec = 0;
+        CU_ASSERT_EQUAL_FATAL(rill_loop_prepare_select(loop, &rd, &wr, &maxfd, &tv), 0);
+        n = select(maxfd + 1, &rd, &wr, NULL, &tv);
+        rill_loop_after_select(loop, n < 0 ? NULL : &rd, n < 0 ? NULL : &wr);
+        if (r.spawned && r.p != NULL && !r.out_eof && rill_process_stdout(r.p) != NULL && r.outlen == 0 &&
+            r.waited == 0 && r.out_eof == 0 && r.in_call == 0) {
+            r.in_call = 2;   /* started once */
+            CU_ASSERT_EQUAL(rill_read(rill_process_stdout(r.p), 4096, on_out, &r), 0);
+            CU_ASSERT_EQUAL(rill_process_wait(r.p, on_wait, &r), 0);
+        }
+    }
+    CU_ASSERT_EQUAL(r.done, 1);
+    CU_ASSERT_EQUAL(r.returncode, 1);
+    CU_ASSERT_STRING_EQUAL(r.out, "embedded\n");
+    CU_ASSERT_EQUAL(rill_process_close(r.p, 0), 0);
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
+/* --------------------------------------------------------- error paths */
+
+static int pipe_calls, pipe_fail_at;
+static int failing_pipe(int fds[2])
+{
+    if (++pipe_calls == pipe_fail_at) {
+        errno = EMFILE;
+        return -1;
+    }
+    return pipe(fds);
+}
+static pid_t failing_fork(void)
+{
+    errno = EAGAIN;
+    return -1;
+}
+
+static void test_pipe_and_fork_failures(void)
+{
+    int fds0 = count_fds(), k;
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { "/bin/sh", "-c", "exit 0", NULL };
+    rill__sys_hooks h;
+    rill_spawn_opts o;
+    run r;
+
+    memset(&h, 0, sizeof h);
+    h.pipe = failing_pipe;
+    rill__sys_hooks_set(&h);
+    /* stdin, stdout, stderr pipes, then the fork path's error pipe: each fails once. */
+    for (k = 1; k <= 4; k++) {
+        pipe_calls = 0;
+        pipe_fail_at = k;
+        rill__spawn_force_fork = 1;
+        opts_init(&o, argv);
+        o.stdio[0].how = RILL_STDIO_PIPE;
+        o.stdio[1].how = RILL_STDIO_PIPE;
+        o.stdio[2].how = RILL_STDIO_PIPE;
+        CU_ASSERT_EQUAL(spawn(&r, loop, &o), -EMFILE);
+    }
+    rill__sys_hooks_set(NULL);
+    h.pipe = NULL;
+    h.fork = failing_fork;
+    rill__sys_hooks_set(&h);
+    opts_init(&o, argv);
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    CU_ASSERT_EQUAL(spawn(&r, loop, &o), -EAGAIN);
+    rill__sys_hooks_set(NULL);
+    rill__spawn_force_fork = 0;
+    /* A descriptor that is not open. */
+    opts_init(&o, argv);
+    o.stdio[1].how = RILL_STDIO_FD;
+    o.stdio[1].fd = 1000;
+    CU_ASSERT_EQUAL(spawn(&r, loop, &o), -EBADF);
+    test_loop_finish(loop);
+    CU_ASSERT_EQUAL(count_fds(), fds0);
+    assert_no_children();
+}
+
+typedef struct walk {
+    int spawned, status, waited, comm_done;
+    rill_loop *loop;
+} walk;
+
+static void walk_comm(rill_process *p, const rill_communicate_result *res, void *ud)
+{
+    walk *w = ud;
+    CU_ASSERT(res->status == 0 || res->status == RILL_ENOMEM || res->status == RILL_ECANCELED);
+    w->comm_done = 1;
+    rill_process_close(p, 0);
+}
+
+static void walk_spawned(rill_process *p, int status, void *ud)
+{
+    walk *w = ud;
+    int rc;
+    w->spawned++;
+    w->status = status;
+    if (status < 0)
+        return;
+    rc = rill_process_communicate(p, "abc", 3, walk_comm, w);
+    if (rc < 0) {
+        CU_ASSERT_EQUAL(rc, RILL_ENOMEM);
+        rill_process_close(p, RILL_PROCESS_KILL);
+    }
+}
+
+/* One communicate through cat with the n-th allocation failing (0: none); how many were made. */
+static unsigned long walk_once(unsigned long n)
+{
+    const char *argv[] = { "cat", NULL };
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    unsigned long live0 = rill__alloc_live(), made;
+    int fds0 = count_fds(), rc;
+    rill_spawn_opts o;
+    walk w;
+
+    memset(&w, 0, sizeof w);
+    opts_init(&o, argv);
+    o.stdio[0].how = RILL_STDIO_PIPE;
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    o.stdio[2].how = RILL_STDIO_PIPE;
+    rill__alloc_fail_at(n);
+    rc = rill_spawn(loop, &o, walk_spawned, &w);
+    if (rc < 0) {
+        CU_ASSERT_EQUAL(rc, RILL_ENOMEM);
+    } else {
+        CU_ASSERT_EQUAL(rill_loop_run(loop), 0);
+        CU_ASSERT_EQUAL(w.spawned, 1);
+        CU_ASSERT(w.status == 0 || w.status == RILL_ENOMEM);
+    }
+    made = rill__alloc_fail_at(0);
+    if (n == 0)
+        CU_ASSERT(rc == 0 && w.status == 0 && w.comm_done);
+    CU_ASSERT_EQUAL(rill__alloc_live(), live0);
+    CU_ASSERT_EQUAL(count_fds(), fds0);
+    test_loop_finish(loop);
+    assert_no_children();
+    return made;
+}
+
+static void test_allocation_failures(void)
+{
+    unsigned long total, n;
+    int forced;
+
+    for (forced = 0; forced < 2; forced++) {
+        rill__spawn_force_fork = forced;
+        total = walk_once(0);
+        CU_ASSERT(total >= 4);
+        for (n = 1; n <= total + 2; n++)
+            walk_once(n);
+    }
+    rill__spawn_force_fork = 0;
+}
+
+int test_process_register(void)
+{
+    static const test_case cases[] = {
+        { "bad arguments: RILL_EINVAL, no callback", test_bad_arguments },
+        { "exit codes, signal deaths as negative returncodes", test_exit_codes_and_signals },
+        { "exec failures (posix_spawn): -ENOENT, -EACCES to the callback", test_exec_failure_posix_spawn },
+        { "exec failures (fork + exec): -ENOENT, -EACCES to the callback", test_exec_failure_fork },
+        { "readline over a child's stdout", test_readline_stdout },
+        { "16 MiB through cat, checksum, no deadlock", test_cat_16mib },
+        { "communicate: no pipes, a stdout the program reads itself", test_communicate_edges },
+        { "closing the child's stdin: it sees EOF", test_stdin_close_gives_eof },
+        { "a child that closes stdout early and keeps running", test_child_closes_stdout_early },
+        { "stdio: stderr to stdout, /dev/null, a descriptor, cwd, envp", test_stdio_kinds },
+        { "the child inherits no descriptor rill opened", test_descriptors_close_on_exec },
+        { "kill a sleeping child; close with RILL_PROCESS_KILL", test_kill_sleeping_child },
+        { "close without kill: reaped when it exits, waits complete", test_close_without_kill_reaps },
+        { "200 children at once: all reaped, no descriptor leaked", test_200_children },
+        { "two loops and a child forked by the program", test_two_loops_and_a_foreign_child },
+        { "a foreign SIGCHLD handler: the poll timer reaps", test_foreign_sigchld_handler },
+        { "more loops with children than SIGCHLD slots", test_more_loops_than_slots },
+        { "rill_signal_watch(SIGCHLD) alongside children", test_user_watches_sigchld_too },
+        { "new process group, new session", test_new_group_and_session },
+        { "embedded in the program's select()", test_embedded_select },
+        { "pipe and fork failures through the hooks", test_pipe_and_fork_failures },
+        { "allocation failures at every allocation", test_allocation_failures },
+        { NULL, NULL }
+    };
+    return test_add_suite("process", cases);
+}
