@@ -276,6 +276,32 @@ static void exec_failures(int force_fork)
     rill__spawn_force_fork = 0;
 }
 
+/* With the program's stdin and stdout closed, pipe() hands out 0 and 1: rill moves
+   its ends to 3 or above, so the child's dup2 onto 0, 1, 2 cannot overwrite them. */
+static void test_low_descriptors_moved(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    int saved0 = dup(0), saved1 = dup(1), rc, force;
+    char out[4096];
+
+    CU_ASSERT_FATAL(saved0 >= 3 && saved1 >= 3);
+    for (force = 0; force < 2; force++) {
+        rill__spawn_force_fork = force;
+        close(0);
+        close(1);
+        rc = run_sh(loop, "echo low; exit 4", out, sizeof out);
+        dup2(saved0, 0);
+        dup2(saved1, 1);
+        CU_ASSERT_EQUAL(rc, 4);
+        CU_ASSERT_STRING_EQUAL(out, "low\n");
+    }
+    rill__spawn_force_fork = 0;
+    close(saved0);
+    close(saved1);
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
 /* valgrind runs glibc's posix_spawn (clone with CLONE_VM | CLONE_VFORK) as a plain
    fork, so the exec error the child stores in shared memory never reaches the
    parent: the spawn "succeeds" and the child exits 127. Not rill's to fix. */
@@ -1065,6 +1091,7 @@ int test_process_register(void)
         { "exec failures (fork + exec): -ENOENT, -EACCES to the callback", test_exec_failure_fork },
         { "readline over a child's stdout", test_readline_stdout },
         { "16 MiB through cat, checksum, no deadlock", test_cat_16mib },
+        { "closed stdin and stdout: rill's pipe ends moved above 2", test_low_descriptors_moved },
         { "communicate: no pipes, a stdout the program reads itself", test_communicate_edges },
         { "closing the child's stdin: it sees EOF", test_stdin_close_gives_eof },
         { "a child that closes stdout early and keeps running", test_child_closes_stdout_early },
