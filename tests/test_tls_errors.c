@@ -209,7 +209,7 @@ static int write_config(const char *dir)
     if ((f = fopen(path, "w")) == NULL)
         return -1;
     fputs(extra_config, f);
-    fputs("subjectAltName = DNS:localhost,IP:10.0.0.1,IP:::2,email:rill@rill-test.example,"
+    fputs("subjectAltName = DNS:localhost,IP:127.0.0.9,IP:::2,email:rill@rill-test.example,"
           "URI:https://rill-test.example/", f);
     for (i = 0; i < 150; i++)
         fprintf(f, ",DNS:name%03d.rill-test.example", i);
@@ -986,7 +986,7 @@ static void test_verify_more_failures(void)
     /* addresses of both lengths in the certificate, none of them the one asked for */
     verify_fails(c, c->server, "127.0.0.2", "IP address mismatch (127.0.0.2)");
     /* names, a mail address and a URI, but not this address */
-    verify_fails(c, x->many, "10.0.0.2", "IP address mismatch (10.0.0.2)");
+    verify_fails(c, x->many, "127.0.0.10", "IP address mismatch (127.0.0.10)");
 }
 
 /* Handshakes that succeed where the checks take their other turns. */
@@ -1016,7 +1016,7 @@ static void test_verify_more_successes(void)
     /* a client that does not verify: an address is neither SNI nor checked; no deadline */
     verify_ok(client_ctx(NULL, -1, NULL), "127.0.0.1", server_ctx(x->nosan, c->key), 0);
     /* an address the certificate does carry, among other kinds of names */
-    verify_ok(client_ctx(c->ca, 0, NULL), "10.0.0.1", server_ctx(x->many, c->key), WAIT_MS);
+    verify_ok(client_ctx(c->ca, 0, NULL), "127.0.0.9", server_ctx(x->many, c->key), WAIT_MS);
 }
 
 /* A session resumed to a numeric host: no certificate is exchanged, so the address
