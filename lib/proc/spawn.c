@@ -254,6 +254,17 @@ static int spawn_posix(const rill__spawn_plan *pl, pid_t *pid)
 }
 #endif
 
+/* posix_spawn has no portable chdir or setsid action; without it, fork is all there is. */
+static int needs_fork(const rill_spawn_opts *o)
+{
+#ifdef HAVE_POSIX_SPAWN
+    return rill__spawn_force_fork || o->cwd != NULL || (o->flags & RILL_SPAWN_NEW_SESSION) != 0;
+#else
+    (void)o;
+    return 1;
+#endif
+}
+
 int rill__spawn_plan_init(rill__spawn_plan *pl, const rill_spawn_opts *o)
 {
     int i;
@@ -262,11 +273,7 @@ int rill__spawn_plan_init(rill__spawn_plan *pl, const rill_spawn_opts *o)
     pl->o = o;
     for (i = 0; i < 3; i++)
         pl->child_fd[i] = -1;
-#ifdef HAVE_POSIX_SPAWN
-    pl->use_fork = rill__spawn_force_fork || o->cwd != NULL || (o->flags & RILL_SPAWN_NEW_SESSION);
-#else
-    pl->use_fork = 1;
-#endif
+    pl->use_fork = needs_fork(o);
     if (pl->use_fork && strchr(o->argv[0], '/') == NULL) {
         /* NOLINTNEXTLINE(concurrency-mt-unsafe): read, as execvp would; rill never sets the environment */
         pl->path = getenv("PATH");
