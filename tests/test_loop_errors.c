@@ -11,6 +11,7 @@
 #include "support/testutil.h"
 #include "support/proc.h"
 #include "rill_private.h"
+#include "syshooks.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1015,6 +1016,99 @@ static void test_set_nonblock_cloexec(void)
     close(fds[0]);
 }
 
+/* Each fcntl of lib/io/fd.c fails in turn (the hook counts them), and the pipe itself. */
+static int fcntl_calls, fcntl_fail_at;
+static int failing_fcntl(int fd, int cmd, int arg)
+{
+    if (++fcntl_calls == fcntl_fail_at) {
+        errno = EMFILE;
+        return -1;
+    }
+    return fcntl(fd, cmd, arg);
+}
+static int refusing_pipe(int fds[2])
+{
+    (void)fds;
+    errno = ENFILE;
+    return -1;
+}
+static int plain_pipe(int fds[2]) { return pipe(fds); }
+
+/* With 0 and 1 closed, pipe() hands those out: above_stdio moves both ends up
+   (F_DUPFD, then the flags the copy lost). Every failure leaves nothing open. */
+static int pipe_open_walk(int above_stdio, int low)
+{
+    static const rill__sys_hooks hooks = { .fcntl = failing_fcntl, .pipe = plain_pipe };
+    int saved0 = dup(0), saved1 = dup(1), fds0 = test_proc_fds(0), fds[2], k, rc = -1, failures = 0;
+
+    for (k = 1; k < 50 && rc != 0; k++) {
+        fcntl_calls = 0;
+        fcntl_fail_at = k;
+        if (low) {
+            close(0);
+            close(1);
+        }
+        rill__sys_hooks_set(&hooks);
+        rc = rill__pipe_open(fds, above_stdio);
+        rill__sys_hooks_set(NULL);
+        if (low) {
+            dup2(saved0, 0);
+            dup2(saved1, 1);
+        }
+        if (rc < 0) {
+            CU_ASSERT_EQUAL(rc, -EMFILE);
+            CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
+            failures++;
+        }
+    }
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT(!above_stdio || (fds[0] >= 3 && fds[1] >= 3));
+    CU_ASSERT(fcntl(fds[0], F_GETFL) & O_NONBLOCK);
+    CU_ASSERT(fcntl(fds[1], F_GETFD) & FD_CLOEXEC);
+    close(fds[0]);
+    close(fds[1]);
+    CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
+    close(saved0);
+    close(saved1);
+    return failures;
+}
+
+static void test_fd_helper_failures(void)
+{
+    static const rill__sys_hooks no_pipe = { .pipe = refusing_pipe };
+    static const rill__sys_hooks bad_fcntl = { .fcntl = failing_fcntl };
+    rill_loop_opts o;
+    int fds[2], fd;
+
+    /* A plain pipe: 2 flags per end to set; moved up, 1 more (the copy) per end. */
+    CU_ASSERT_EQUAL(pipe_open_walk(0, 0), 8);
+    CU_ASSERT_EQUAL(pipe_open_walk(1, 1), 10);
+    /* The loop's wake-up pipe: rill_loop_new fails with the pipe's errno. */
+    memset(&o, 0, sizeof o);
+    rill__sys_hooks_set(&no_pipe);
+    errno = 0;
+    CU_ASSERT_PTR_NULL(rill_loop_new(&o));
+    CU_ASSERT_EQUAL(errno, ENFILE);
+    rill__sys_hooks_set(NULL);
+    /* The single helpers. */
+    CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+    fd = fds[0];
+    CU_ASSERT_EQUAL(rill__fd_move_high(&fd), 0);
+    CU_ASSERT_EQUAL(fd, fds[0]);   /* already above 2: left as it is */
+    rill__sys_hooks_set(&bad_fcntl);
+    for (fcntl_fail_at = 1; fcntl_fail_at <= 2; fcntl_fail_at++) {
+        fcntl_calls = 0;
+        CU_ASSERT_EQUAL(rill__fd_set_blocking(fds[0]), -EMFILE);
+        fcntl_calls = 0;
+        CU_ASSERT_EQUAL(rill__fd_set_cloexec(fds[0]), -EMFILE);
+    }
+    rill__sys_hooks_set(NULL);
+    CU_ASSERT_EQUAL(rill__fd_set_blocking(fds[0]), 0);
+    CU_ASSERT_FALSE(fcntl(fds[0], F_GETFL) & O_NONBLOCK);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 /* A stopped loop asks an embedding program not to wait. */
 static void test_embed_timeout_when_stopped(void)
 {
@@ -1231,6 +1325,7 @@ int test_loop_errors_register(void)
         { "a signal is dispatched by its own loop only", test_signal_other_loop_leaves_it },
         { "cancel of an internal timer", test_cancel_internal_timer },
         { "set_nonblock_cloexec", test_set_nonblock_cloexec },
+        { "descriptor helpers: each fcntl and the pipe fail in turn", test_fd_helper_failures },
         { "embedding: a stopped loop asks for no wait", test_embed_timeout_when_stopped },
         { "allocator size limits", test_allocator_limits },
         { "debug check: armed timer, off, NULL", test_debug_check_armed_timer },

@@ -3,6 +3,7 @@
    this process left unreaped; the spawn and exec failures run on both the
    posix_spawn path and the fork + exec fallback (rill__spawn_force_fork). */
 #include "support/testutil.h"
+#include "support/proc.h"
 #include "rill_private.h"
 #include "syshooks.h"
 
@@ -22,20 +23,6 @@ extern int rill__spawn_force_fork;
 #define BOUND_MS 20000
 
 /* ---------------------------------------------------------------- helpers */
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;
-}
 
 /* tests/proc_helper sits next to run_tests. */
 static const char *helper(void)
@@ -239,7 +226,7 @@ static void test_exit_codes_and_signals(void)
 
 static void exec_failures(int force_fork)
 {
-    int fds0 = count_fds();
+    int fds0 = test_proc_fds(0);
     rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
     const char *missing[] = { "/nonexistent/rill-no-such-program", NULL };
     const char *missing_path[] = { "rill-no-such-program-in-path", NULL };
@@ -271,7 +258,7 @@ static void exec_failures(int force_fork)
     o.cwd = "/nonexistent/rill-dir";
     CU_ASSERT_EQUAL(spawn(&r, loop, &o), -ENOENT);
     test_loop_finish(loop);
-    CU_ASSERT_EQUAL(count_fds(), fds0);
+    CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
     assert_no_children();
     rill__spawn_force_fork = 0;
 }
@@ -457,6 +444,7 @@ static void test_communicate_edges(void)
     rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
     const char *quiet[] = { "/bin/sh", "-c", "exit 5", NULL };
     const char *talk[] = { "/bin/sh", "-c", "echo hi; exit 0", NULL };
+    const char *both[] = { "/bin/sh", "-c", "echo out; echo err >&2", NULL };
     rill_spawn_opts o;
     run r;
     big b;
@@ -485,6 +473,38 @@ static void test_communicate_edges(void)
     CU_ASSERT_EQUAL(b.status, RILL_EBUSY);
     CU_ASSERT_EQUAL(b.returncode, 0);
     CU_ASSERT_STRING_EQUAL(r.out, "hi\n");
+    /* The same for stderr: stdout is still collected. */
+    memset(&b, 0, sizeof b);
+    opts_init(&o, both);
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    o.stdio[2].how = RILL_STDIO_PIPE;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(rill_read(rill_process_stderr(r.p), 4096, on_out, &r), 0);
+    CU_ASSERT_EQUAL(rill_process_communicate(r.p, NULL, 0, on_comm_small, &b), 0);
+    CU_ASSERT(test_run_until(loop, &b.done, BOUND_MS));
+    CU_ASSERT_EQUAL(b.status, RILL_EBUSY);
+    CU_ASSERT_EQUAL(b.returncode, 0);
+    CU_ASSERT_EQUAL(b.outlen, 4);   /* "out\n" */
+    CU_ASSERT_STRING_EQUAL(r.out, "err\n");
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
+/* The program reaps rill's child itself (a waitpid of its own): rill finds ECHILD
+   and reports 255, as asyncio does when the status is gone. */
+static void test_status_taken_by_program(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { "/bin/sh", "-c", "sleep 0.1; exit 9", NULL };
+    rill_spawn_opts o;
+    int st = 0;
+    run r;
+
+    opts_init(&o, argv);
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(waitpid(rill_process_pid(r.p), &st, 0), rill_process_pid(r.p));
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 9);
+    CU_ASSERT_EQUAL(finish(&r), 255);
     test_loop_finish(loop);
     assert_no_children();
 }
@@ -725,7 +745,7 @@ static void many_spawned(rill_process *p, int status, void *ud)
 
 static void test_200_children(void)
 {
-    int fds0 = count_fds(), i, done;
+    int fds0 = test_proc_fds(0), i, done;
     rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
     const char *argv[] = { "/bin/sh", "-c", "echo $$; exit 7", NULL };
     rill_spawn_opts o;
@@ -747,7 +767,7 @@ static void test_200_children(void)
     CU_ASSERT_EQUAL(m.waited, MANY);
     CU_ASSERT_EQUAL(m.bad_rc, 0);
     test_loop_finish(loop);
-    CU_ASSERT_EQUAL(count_fds(), fds0);
+    CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
     assert_no_children();
 }
 
@@ -965,7 +985,7 @@ static pid_t failing_fork(void)
 
 static void test_pipe_and_fork_failures(void)
 {
-    int fds0 = count_fds(), k;
+    int fds0 = test_proc_fds(0), k;
     rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
     const char *argv[] = { "/bin/sh", "-c", "exit 0", NULL };
     rill__sys_hooks h;
@@ -1001,7 +1021,90 @@ static void test_pipe_and_fork_failures(void)
     o.stdio[1].fd = 1000;
     CU_ASSERT_EQUAL(spawn(&r, loop, &o), -EBADF);
     test_loop_finish(loop);
-    CU_ASSERT_EQUAL(count_fds(), fds0);
+    CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
+    assert_no_children();
+}
+
+/* Each fcntl a spawn makes (the flags of its pipes, moving descriptors above 2, the
+   copy of a given descriptor) fails in turn: the spawn reports that error and leaves
+   no descriptor or child behind; then, with no failure left, the child runs. */
+static int fcntl_calls, fcntl_fail_at;
+static int failing_fcntl(int fd, int cmd, int arg)
+{
+    if (++fcntl_calls == fcntl_fail_at) {
+        errno = EMFILE;
+        return -1;
+    }
+    return fcntl(fd, cmd, arg);
+}
+
+static int fcntl_walk(rill_loop *loop, const rill_spawn_opts *o, int force_fork, int low)
+{
+    static const rill__sys_hooks hooks = { .fcntl = failing_fcntl };
+    int saved0 = dup(0), saved1 = dup(1), fds0 = test_proc_fds(0), k, rc = -1, failures = 0;
+    run r;
+
+    rill__spawn_force_fork = force_fork;
+    for (k = 1; k < 100 && rc != 0; k++) {
+        fcntl_calls = 0;
+        fcntl_fail_at = k;
+        if (low) {
+            close(0);
+            close(1);
+        }
+        rill__sys_hooks_set(&hooks);
+        rc = spawn(&r, loop, o);
+        rill__sys_hooks_set(NULL);
+        if (low) {
+            dup2(saved0, 0);
+            dup2(saved1, 1);
+        }
+        if (rc < 0) {
+            CU_ASSERT_EQUAL(rc, -EMFILE);
+            CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
+            failures++;
+        }
+    }
+    rill__spawn_force_fork = 0;
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(finish(&r), 3);
+    CU_ASSERT_STRING_EQUAL(r.out, "ok\n");
+    close(saved0);
+    close(saved1);
+    return failures;
+}
+
+static void test_fcntl_failures(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { "/bin/sh", "-c", "read x; echo ok; exit 3", NULL };
+    int pfd[2], force, n;
+    rill_spawn_opts o;
+
+    opts_init(&o, argv);
+    o.stdio[0].how = RILL_STDIO_DEVNULL;   /* read x meets EOF at once */
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    o.stdio[2].how = RILL_STDIO_STDOUT;
+    for (force = 0; force < 2; force++) {
+        /* stdout's pipe (2 flags per end, then blocking for the child's end, and
+           the stream's check of its end), /dev/null's close-on-exec; the fork
+           path adds its error pipe (2 flags per end, blocking for its read end). */
+        n = fcntl_walk(loop, &o, force, 0);
+        CU_ASSERT_EQUAL(n, force ? 16 : 10);
+        /* With 0 and 1 closed, each new descriptor first moves up. */
+        n = fcntl_walk(loop, &o, force, 1);
+        CU_ASSERT(n > (force ? 16 : 10));
+    }
+    /* A descriptor of the program's, copied (F_DUPFD) and marked close-on-exec. */
+    CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
+    opts_init(&o, argv);
+    o.stdio[0].how = RILL_STDIO_FD;
+    o.stdio[0].fd = pfd[0];
+    o.stdio[1].how = RILL_STDIO_PIPE;
+    close(pfd[1]);
+    CU_ASSERT(fcntl_walk(loop, &o, 0, 0) >= 3);
+    close(pfd[0]);
+    test_loop_finish(loop);
     assert_no_children();
 }
 
@@ -1039,7 +1142,7 @@ static unsigned long walk_once(unsigned long n)
     const char *argv[] = { "cat", NULL };
     rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
     unsigned long live0 = rill__alloc_live(), made;
-    int fds0 = count_fds(), rc;
+    int fds0 = test_proc_fds(0), rc;
     rill_spawn_opts o;
     walk w;
 
@@ -1061,7 +1164,7 @@ static unsigned long walk_once(unsigned long n)
     if (n == 0)
         CU_ASSERT(rc == 0 && w.status == 0 && w.comm_done);
     CU_ASSERT_EQUAL(rill__alloc_live(), live0);
-    CU_ASSERT_EQUAL(count_fds(), fds0);
+    CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
     test_loop_finish(loop);
     assert_no_children();
     return made;
@@ -1092,7 +1195,7 @@ int test_process_register(void)
         { "readline over a child's stdout", test_readline_stdout },
         { "16 MiB through cat, checksum, no deadlock", test_cat_16mib },
         { "closed stdin and stdout: rill's pipe ends moved above 2", test_low_descriptors_moved },
-        { "communicate: no pipes, a stdout the program reads itself", test_communicate_edges },
+        { "communicate: no pipes, a stdout or stderr the program reads itself", test_communicate_edges },
         { "closing the child's stdin: it sees EOF", test_stdin_close_gives_eof },
         { "a child that closes stdout early and keeps running", test_child_closes_stdout_early },
         { "stdio: stderr to stdout, /dev/null, a descriptor, cwd, envp", test_stdio_kinds },
@@ -1107,6 +1210,8 @@ int test_process_register(void)
         { "new process group, new session", test_new_group_and_session },
         { "embedded in the program's select()", test_embedded_select },
         { "pipe and fork failures through the hooks", test_pipe_and_fork_failures },
+        { "each fcntl of a spawn fails in turn, on both paths", test_fcntl_failures },
+        { "a status the program took itself reads as 255", test_status_taken_by_program },
         { "allocation failures at every allocation", test_allocation_failures },
         { NULL, NULL }
     };

@@ -155,7 +155,7 @@ static ssize_t hk_writev(int fd, const struct iovec *iov, int iovcnt)
 }
 
 static const rill__sys_hooks hook_table = {
-    hk_read, NULL, hk_sendmsg, hk_send, hk_writev, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    .read = hk_read, .sendmsg = hk_sendmsg, .send = hk_send, .writev = hk_writev
 };
 
 static void hooks_on(int fd)

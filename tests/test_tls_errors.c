@@ -374,8 +374,7 @@ static ssize_t hook_recv(int fd, void *buf, size_t len, int flags)
     return recv(fd, buf, len, flags);
 }
 
-static const rill__sys_hooks hooks = { NULL, hook_recv, NULL, hook_send, NULL, NULL, NULL, NULL,
-                                       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+static const rill__sys_hooks hooks = { .recv = hook_recv, .send = hook_send };
 
 static void hooks_on(int fd)
 {

@@ -262,7 +262,14 @@ void rill__tasks_drop_threadsafe(rill_loop *loop); /* rill_loop_free: what no it
 
 /* ------------------------------------------------------------- utilities */
 
+/* Descriptor helpers (lib/io/fd.c): 0 or -errno. A failed rill__fd_move_high leaves
+   *fd open; a failed rill__pipe_open leaves nothing open. above_stdio: both ends at 3
+   or above, so a child's dup2 onto 0, 1, 2 cannot overwrite one it still needs. */
 int rill__set_nonblock_cloexec(int fd);
+int rill__fd_set_cloexec(int fd);
+int rill__fd_set_blocking(int fd);
+int rill__fd_move_high(int *fd);
+int rill__pipe_open(int fds[2], int above_stdio);   /* non-blocking, close-on-exec */
 int rill__check_reserved(void *const reserved[4]);   /* RILL_EINVAL when any slot is set */
 /* Copies text into buf: its length, or RILL_ENOBUFS with buf set to "" (lib/core/text.c). */
 int rill__put_text(char *buf, size_t buflen, const char *text);

@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 #include <stdint.h>
 #include <unistd.h>
+#include <fcntl.h>
 
 struct rill__resolve_req;
 struct sockaddr_storage;
@@ -41,8 +42,10 @@ typedef struct rill__sys_hooks {
                    void (*cb)(int status, int family, const struct sockaddr_storage *addrs, size_t n, void *ud),
                    void *ud, struct rill__resolve_req **out);
     void (*resolve_cancel)(struct rill__resolve_req *r);
-    /* lib/proc's pipes and spawns: a test fails them without exhausting the system. */
+    /* Pipes (the loop's wake-up pipe, lib/proc's) and descriptor flags (lib/io/fd.c):
+       a test fails them without exhausting the system. A hooked pipe replaces pipe2. */
     int (*pipe)(int fds[2]);
+    int (*fcntl)(int fd, int cmd, int arg);
     /* Replaces fork() (the fallback spawn); -1 and errno fail it, as fork does. */
     pid_t (*fork)(void);
 } rill__sys_hooks;
@@ -123,10 +126,10 @@ static inline int rill__sys_close(int fd)
     return h != NULL && h->close != NULL ? h->close(fd) : close(fd);
 }
 
-static inline int rill__sys_pipe(int fds[2])
+static inline int rill__sys_fcntl(int fd, int cmd, int arg)
 {
     const rill__sys_hooks *h = rill__sys_hooks_cur;
-    return h != NULL && h->pipe != NULL ? h->pipe(fds) : pipe(fds);
+    return h != NULL && h->fcntl != NULL ? h->fcntl(fd, cmd, arg) : fcntl(fd, cmd, arg);
 }
 
 #endif

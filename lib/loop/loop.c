@@ -2,14 +2,9 @@
    signal handlers), runs iterations (due work, one wait, what the wait made ready),
    and the alive/stop/teardown rules. Above io: it drives the backends. */
 #include "config.h"
-#if defined(HAVE_PIPE2) && !defined(_GNU_SOURCE)
-#define _GNU_SOURCE 1   /* pipe2() and O_CLOEXEC (README "Portability") */
-#endif
 #include "rill_private.h"
-#include "syshooks.h"
 
 #include <string.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 static void wake_cb(rill__io *io, int revents)
@@ -28,25 +23,6 @@ static void wake_cb(rill__io *io, int revents)
     loop->nts = 0;
     pthread_mutex_unlock(&loop->ts_mu);
     rill__signal_dispatch(loop);
-}
-
-static int make_pipe(int fds[2])
-{
-#ifdef HAVE_PIPE2
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0)
-        return 0;
-    if (errno != ENOSYS)
-        return -errno;
-#endif
-    if (pipe(fds) < 0)
-        return -errno;
-    if (rill__set_nonblock_cloexec(fds[0]) < 0 || rill__set_nonblock_cloexec(fds[1]) < 0) {
-        int e = errno;
-        close(fds[0]);
-        close(fds[1]);
-        return -e;
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------------ loop */
@@ -131,7 +107,7 @@ rill_loop *rill_loop_new(const rill_loop_opts *opts)
         goto fail;
     if ((rc = loop->backend->init(loop)) < 0)
         goto fail;
-    if ((rc = make_pipe(fds)) < 0)
+    if ((rc = rill__pipe_open(fds, 0)) < 0)
         goto fail;
     loop->wake_rd = fds[0];
     loop->wake_wr = fds[1];

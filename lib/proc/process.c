@@ -17,6 +17,7 @@
 #include "config.h"
 #include "stream.h"
 #include "spawn.h"
+#include "syshooks.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -68,12 +69,8 @@ static void proc_to(rill_process *p, proc_state to, const char *detail)
 static void reap_one(rill_process *p, int st)
 {
     char detail[32];
-    if (WIFEXITED(st))
-        p->returncode = WEXITSTATUS(st);
-    else if (WIFSIGNALED(st))
-        p->returncode = -WTERMSIG(st);
-    else
-        p->returncode = 255;
+    /* Without WUNTRACED, waitpid reports an exit or a death by signal, nothing else. */
+    p->returncode = WIFSIGNALED(st) ? -WTERMSIG(st) : WEXITSTATUS(st);
     rill__list_unlink(&p->node);
     p->loop->nprocs--;
     snprintf(detail, sizeof detail, "pid=%ld rc=%d", (long)p->pid, p->returncode);
@@ -223,7 +220,7 @@ static int setup_stdio(rill_process *p, rill__spawn_plan *pl, const rill_spawn_o
         const rill_spawn_stdio *sio = &o->stdio[i];
         switch (sio->how) {
         case RILL_STDIO_PIPE:
-            if ((rc = rill__spawn_pipe(fds)) < 0)
+            if ((rc = rill__pipe_open(fds, 1)) < 0)
                 return rc;
             /* The child's end blocks, as a program expects of its stdio. */
             pl->child_fd[i] = i == 0 ? fds[0] : fds[1];
@@ -241,18 +238,16 @@ static int setup_stdio(rill_process *p, rill__spawn_plan *pl, const rill_spawn_o
             p->pipes[i]->owner_gone = stream_gone;
             break;
         case RILL_STDIO_DEVNULL:
-            if ((fds[0] = open("/dev/null", O_RDWR)) < 0 || (fds[0] = rill__fd_move_high(fds[0])) < 0)
+            if ((pl->child_fd[i] = open("/dev/null", O_RDWR)) < 0)
                 return -errno;
-            pl->child_fd[i] = fds[0];
-            if ((rc = rill__fd_set_cloexec(fds[0])) < 0 || (rc = rill__fd_set_blocking(fds[0])) < 0)
+            if ((rc = rill__fd_move_high(&pl->child_fd[i])) < 0 || (rc = rill__fd_set_cloexec(pl->child_fd[i])) < 0)
                 return rc;
             break;
         case RILL_STDIO_FD:
             /* A copy, so the dup2 order cannot matter and the program's descriptor stays as it is. */
-            if ((fds[0] = fcntl(sio->fd, F_DUPFD, 3)) < 0)
+            if ((pl->child_fd[i] = rill__sys_fcntl(sio->fd, F_DUPFD, 3)) < 0)
                 return -errno;
-            pl->child_fd[i] = fds[0];
-            if ((rc = rill__fd_set_cloexec(fds[0])) < 0)
+            if ((rc = rill__fd_set_cloexec(pl->child_fd[i])) < 0)
                 return rc;
             break;
         case RILL_STDIO_STDOUT:

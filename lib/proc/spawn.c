@@ -21,72 +21,17 @@
 extern char **environ;
 
 /* A fork child's counters die with its exec or _exit: a coverage build writes
-   them first, so what the child ran is measured (gcc's own hook, coverage only). */
+   them before each (gcc's own hooks, coverage only). A dump happens once unless the
+   counters are reset after it, and the PATH search may exec many times. */
 #ifdef RILL_COVERAGE
 void __gcov_dump(void);
-#define CHILD_COUNTERS_OUT() __gcov_dump()
+void __gcov_reset(void);
+#define CHILD_COUNTERS_OUT() (__gcov_dump(), __gcov_reset())
 #else
 #define CHILD_COUNTERS_OUT() ((void)0)
 #endif
 
 int rill__spawn_force_fork;
-
-/* Descriptors rill creates for a child sit at 3 or above, so the child's dup2 onto
-   0, 1, 2 never overwrites one it still needs; all are close-on-exec. */
-int rill__fd_move_high(int fd)
-{
-    int nfd, e;
-    if (fd >= 3)
-        return fd;
-    if ((nfd = fcntl(fd, F_DUPFD, 3)) < 0) {
-        e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    close(fd);
-    return nfd;
-}
-
-int rill__fd_set_cloexec(int fd)
-{
-    int fl = fcntl(fd, F_GETFD);
-    if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
-        return -errno;
-    return 0;
-}
-
-int rill__fd_set_blocking(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
-        return -errno;
-    return 0;
-}
-
-/* A pipe whose both ends are >= 3 and close-on-exec. */
-int rill__spawn_pipe(int fds[2])
-{
-    if (rill__sys_pipe(fds) < 0)
-        return -errno;
-    if ((fds[0] = rill__fd_move_high(fds[0])) < 0) {
-        int e = errno;
-        close(fds[1]);
-        return -e;
-    }
-    if ((fds[1] = rill__fd_move_high(fds[1])) < 0) {
-        int e = errno;
-        close(fds[0]);
-        return -e;
-    }
-    if (rill__set_nonblock_cloexec(fds[0]) < 0 || rill__set_nonblock_cloexec(fds[1]) < 0) {
-        int e = errno;
-        close(fds[0]);
-        close(fds[1]);
-        return -e;
-    }
-    return 0;
-}
 
 static void child_exec(const rill__spawn_plan *pl, int errfd)
 {
@@ -128,8 +73,8 @@ static void child_exec(const rill__spawn_plan *pl, int errfd)
     sigemptyset(&none);
     /* NOLINTNEXTLINE(concurrency-mt-unsafe): the fork child has one thread (pthread_sigmask is not async-signal-safe) */
     sigprocmask(SIG_SETMASK, &none, NULL);
-    CHILD_COUNTERS_OUT();
     if (strchr(argv[0], '/') != NULL) {
+        CHILD_COUNTERS_OUT();
         execve(argv[0], argv, envp);
     } else {
         /* execvp's search, on the parent's PATH, without malloc. */
@@ -145,6 +90,7 @@ static void child_exec(const rill__spawn_plan *pl, int errfd)
                 pl->pathbuf[dlen] = '/';
                 memcpy(pl->pathbuf + dlen + 1, argv[0], alen + 1);
             }
+            CHILD_COUNTERS_OUT();
             execve(pl->pathbuf, argv, envp);
             if (errno == EACCES)
                 saw_eacces = 1;
@@ -173,7 +119,7 @@ static int spawn_fork(const rill__spawn_plan *pl, pid_t *pid)
     ssize_t n;
     pid_t child;
 
-    if ((rc = rill__spawn_pipe(ep)) < 0)
+    if ((rc = rill__pipe_open(ep, 1)) < 0)
         return rc;
     if ((rc = rill__fd_set_blocking(ep[0])) < 0) {   /* the read below waits for the exec */
         close(ep[0]);

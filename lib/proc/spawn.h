@@ -1,5 +1,5 @@
 /* [proc] How a child comes to life (spawn.c), for process.c: the plan of its stdio,
-   the exec by posix_spawn or fork + exec, and the descriptor helpers both use. */
+   and the exec by posix_spawn or fork + exec. */
 #ifndef RILL_SPAWN_H
 #define RILL_SPAWN_H
 
@@ -27,11 +27,5 @@ int  rill__spawn_plan_init(rill__spawn_plan *pl, const rill_spawn_opts *o);
 void rill__spawn_plan_free(rill__spawn_plan *pl);
 /* Starts the child: 0 with *pid, or the -errno of what failed, the exec's own included. */
 int  rill__spawn_exec(const rill__spawn_plan *pl, pid_t *pid);
-
-/* A pipe whose both ends are >= 3, non-blocking and close-on-exec. */
-int  rill__spawn_pipe(int fds[2]);
-int  rill__fd_move_high(int fd);
-int  rill__fd_set_cloexec(int fd);
-int  rill__fd_set_blocking(int fd);
 
 #endif
