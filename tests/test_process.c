@@ -264,7 +264,8 @@ static void exec_failures(int force_fork)
 }
 
 /* With the program's stdin and stdout closed, pipe() hands out 0 and 1: rill moves
-   its ends to 3 or above, so the child's dup2 onto 0, 1, 2 cannot overwrite them. */
+   its ends to 3 or above, so the child's dup2 onto 0, 1, 2 cannot overwrite them.
+   A stderr sent to a closed stdout is an error of the spawn. */
 static void test_low_descriptors_moved(void)
 {
     rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
@@ -281,6 +282,19 @@ static void test_low_descriptors_moved(void)
         dup2(saved1, 1);
         CU_ASSERT_EQUAL(rc, 4);
         CU_ASSERT_STRING_EQUAL(out, "low\n");
+    }
+    /* stderr to a stdout that is closed: the child cannot dup it, the spawn says EBADF. */
+    for (force = 0; force < 2; force++) {
+        rill_spawn_opts o;
+        const char *argv[] = { "/bin/true", NULL };
+        run r;
+        rill__spawn_force_fork = force;
+        opts_init(&o, argv);
+        o.stdio[2].how = RILL_STDIO_STDOUT;
+        close(1);
+        rc = spawn(&r, loop, &o);
+        dup2(saved1, 1);
+        CU_ASSERT_EQUAL(rc, -EBADF);
     }
     rill__spawn_force_fork = 0;
     close(saved0);
@@ -445,6 +459,8 @@ static void test_communicate_edges(void)
     const char *quiet[] = { "/bin/sh", "-c", "exit 5", NULL };
     const char *talk[] = { "/bin/sh", "-c", "echo hi; exit 0", NULL };
     const char *both[] = { "/bin/sh", "-c", "echo out; echo err >&2", NULL };
+    const char *sleepy[] = { "/bin/sh", "-c", "sleep 0.1", NULL };
+    char *input;
     rill_spawn_opts o;
     run r;
     big b;
@@ -473,6 +489,18 @@ static void test_communicate_edges(void)
     CU_ASSERT_EQUAL(b.status, RILL_EBUSY);
     CU_ASSERT_EQUAL(b.returncode, 0);
     CU_ASSERT_STRING_EQUAL(r.out, "hi\n");
+    /* The program aborts stdin under a write the child never reads: the result says so. */
+    memset(&b, 0, sizeof b);
+    opts_init(&o, sleepy);
+    o.stdio[0].how = RILL_STDIO_PIPE;
+    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(input = calloc(1, 1 << 20));
+    CU_ASSERT_EQUAL(rill_process_communicate(r.p, input, 1 << 20, on_comm_small, &b), 0);
+    rill_abort(rill_process_stdin(r.p));
+    CU_ASSERT(test_run_until(loop, &b.done, BOUND_MS));
+    CU_ASSERT_EQUAL(b.status, RILL_ECANCELED);
+    CU_ASSERT_EQUAL(b.returncode, 0);
+    free(input);
     /* The same for stderr: stdout is still collected. */
     memset(&b, 0, sizeof b);
     opts_init(&o, both);
@@ -909,12 +937,18 @@ static void test_new_group_and_session(void)
     rill_spawn_opts o;
     run r;
 
-    opts_init(&o, argv);
-    o.flags = RILL_SPAWN_NEW_PGROUP;
-    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
-    CU_ASSERT_EQUAL(getpgid(rill_process_pid(r.p)), rill_process_pid(r.p));
-    CU_ASSERT_EQUAL(rill_process_signal(r.p, SIGKILL), 0);
-    CU_ASSERT_EQUAL(finish(&r), -SIGKILL);
+    int force;
+
+    for (force = 0; force < 2; force++) {
+        rill__spawn_force_fork = force;
+        opts_init(&o, argv);
+        o.flags = RILL_SPAWN_NEW_PGROUP;
+        CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+        CU_ASSERT_EQUAL(getpgid(rill_process_pid(r.p)), rill_process_pid(r.p));
+        CU_ASSERT_EQUAL(rill_process_signal(r.p, SIGKILL), 0);
+        CU_ASSERT_EQUAL(finish(&r), -SIGKILL);
+    }
+    rill__spawn_force_fork = 0;
     opts_init(&o, argv);
     o.flags = RILL_SPAWN_NEW_SESSION;
     CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
@@ -1108,6 +1142,86 @@ static void test_fcntl_failures(void)
     assert_no_children();
 }
 
+/* No descriptor left: a pipe or /dev/null cannot be opened, and the spawn says so. */
+static void test_spawn_emfile(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *argv[] = { "/bin/true", NULL };
+    static const int kinds[] = { RILL_STDIO_PIPE, RILL_STDIO_DEVNULL };
+    int fds0 = test_proc_fds(0), k, rc;
+    struct rlimit saved;
+    rill_spawn_opts o;
+    run r;
+
+    for (k = 0; k < 2; k++) {
+        opts_init(&o, argv);
+        o.stdio[1].how = kinds[k];
+        CU_ASSERT_EQUAL_FATAL(test_fds_exhaust(&saved), 0);
+        rc = spawn(&r, loop, &o);
+        CU_ASSERT_EQUAL_FATAL(test_fds_restore(&saved), 0);
+        CU_ASSERT_EQUAL(rc, -EMFILE);
+        CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
+    }
+    CU_ASSERT_EQUAL(spawn(&r, loop, &o), 0);   /* descriptors again: it runs */
+    CU_ASSERT_EQUAL(finish(&r), 0);
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
+/* The fork path searches PATH itself (execvp may allocate after fork): an empty
+   entry is the current directory, a file found but not executable is EACCES even
+   when later entries do not exist, a file the kernel cannot run is ENOEXEC (no
+   retry through /bin/sh, as glibc's posix_spawnp), no PATH at all is the default. */
+static void test_path_search(void)
+{
+    rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
+    const char *sh[] = { "sh", "-c", "exit 2", NULL };
+    const char *noexec[] = { "rill-noexec", NULL };
+    const char *garbage[] = { "rill-garbage", NULL };
+    const char *truth[] = { "true", NULL };
+    const char *old = getenv("PATH");
+    char dir[] = "/tmp/rill-path-XXXXXX", f1[64], f2[64], path[128], *saved;
+    rill_spawn_opts o;
+    int fd;
+    run r;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(old);
+    saved = strdup(old);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(f1, sizeof f1, "%s/rill-noexec", dir);
+    snprintf(f2, sizeof f2, "%s/rill-garbage", dir);
+    CU_ASSERT_FATAL((fd = open(f1, O_WRONLY | O_CREAT, 0644)) >= 0);
+    close(fd);
+    CU_ASSERT_FATAL((fd = open(f2, O_WRONLY | O_CREAT, 0755)) >= 0);
+    CU_ASSERT_EQUAL(write(fd, "\001\002\003\004", 4), 4);
+    close(fd);
+    rill__spawn_force_fork = 1;
+
+    setenv("PATH", ":/bin:/usr/bin", 1);
+    opts_init(&o, sh);
+    CU_ASSERT_EQUAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(finish(&r), 2);
+    snprintf(path, sizeof path, "%s:/nonexistent-rill-dir", dir);
+    setenv("PATH", path, 1);
+    opts_init(&o, noexec);
+    CU_ASSERT_EQUAL(spawn(&r, loop, &o), -EACCES);
+    opts_init(&o, garbage);
+    CU_ASSERT_EQUAL(spawn(&r, loop, &o), -ENOEXEC);
+    unsetenv("PATH");
+    opts_init(&o, truth);
+    CU_ASSERT_EQUAL(spawn(&r, loop, &o), 0);
+    CU_ASSERT_EQUAL(finish(&r), 0);
+
+    setenv("PATH", saved, 1);
+    free(saved);
+    rill__spawn_force_fork = 0;
+    unlink(f1);
+    unlink(f2);
+    rmdir(dir);
+    test_loop_finish(loop);
+    assert_no_children();
+}
+
 typedef struct walk {
     int spawned, status, waited, comm_done;
     rill_loop *loop;
@@ -1211,6 +1325,8 @@ int test_process_register(void)
         { "embedded in the program's select()", test_embedded_select },
         { "pipe and fork failures through the hooks", test_pipe_and_fork_failures },
         { "each fcntl of a spawn fails in turn, on both paths", test_fcntl_failures },
+        { "a full descriptor table: the spawn says EMFILE", test_spawn_emfile },
+        { "the fork path's PATH search: empty entries, EACCES, ENOEXEC, no PATH", test_path_search },
         { "a status the program took itself reads as 255", test_status_taken_by_program },
         { "allocation failures at every allocation", test_allocation_failures },
         { NULL, NULL }

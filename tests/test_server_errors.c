@@ -1390,11 +1390,11 @@ static void test_bind_emfile(void)
 {
     baseline b;
     rill_loop *loop = begin(&b);
-    struct rlimit saved, rl;
+    struct rlimit saved;
     char dir[64], path[96];
     rill_server *tcp, *un;
     ectx c1, c2;
-    int next, rc_tcp, rc_un;
+    int rc_tcp, rc_un;
 
     memset(&c1, 0, sizeof c1);
     memset(&c2, 0, sizeof c2);
@@ -1403,16 +1403,10 @@ static void test_bind_emfile(void)
     un = rill_unix_server_new(loop, path, NULL, e_on_client, &c2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tcp);
     CU_ASSERT_PTR_NOT_NULL_FATAL(un);
-    next = open("/dev/null", O_RDONLY);
-    CU_ASSERT_FATAL(next >= 0);
-    close(next);
-    CU_ASSERT_FATAL(getrlimit(RLIMIT_NOFILE, &saved) == 0);
-    rl = saved;
-    rl.rlim_cur = (rlim_t)next;
-    CU_ASSERT_FATAL(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    CU_ASSERT_FATAL(test_fds_exhaust(&saved) == 0);
     rc_tcp = rill_server_bind(tcp);
     rc_un = rill_server_bind(un);
-    CU_ASSERT_FATAL(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    CU_ASSERT_FATAL(test_fds_restore(&saved) == 0);
     CU_ASSERT_EQUAL(rc_tcp, -EMFILE);
     CU_ASSERT_EQUAL(rc_un, -EMFILE);
     CU_ASSERT_FALSE(rill_server_is_bound(tcp));

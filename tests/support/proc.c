@@ -2,6 +2,8 @@
 #include "proc.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,4 +48,20 @@ long test_proc_status_kib(pid_t pid, const char *field)
         }
     fclose(f);
     return v;
+}
+
+int test_fds_exhaust(struct rlimit *saved)
+{
+    struct rlimit rl;
+    int next = open("/dev/null", O_RDONLY);
+    if (next < 0 || close(next) < 0 || getrlimit(RLIMIT_NOFILE, saved) < 0)
+        return -1;
+    rl = *saved;
+    rl.rlim_cur = (rlim_t)next;
+    return setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+int test_fds_restore(const struct rlimit *saved)
+{
+    return setrlimit(RLIMIT_NOFILE, saved);
 }
