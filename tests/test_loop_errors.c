@@ -10,6 +10,7 @@
    rill allocation or descriptor is left behind. */
 #include "support/testutil.h"
 #include "support/proc.h"
+#include "support/fdfault.h"
 #include "rill_private.h"
 #include "syshooks.h"
 
@@ -1016,16 +1017,7 @@ static void test_set_nonblock_cloexec(void)
     close(fds[0]);
 }
 
-/* Each fcntl of lib/io/fd.c fails in turn (the hook counts them), and the pipe itself. */
-static int fcntl_calls, fcntl_fail_at;
-static int failing_fcntl(int fd, int cmd, int arg)
-{
-    if (++fcntl_calls == fcntl_fail_at) {
-        errno = EMFILE;
-        return -1;
-    }
-    return fcntl(fd, cmd, arg);
-}
+/* Each fcntl of lib/io/fd.c fails in turn (tests/support/fdfault.c), and the pipe itself. */
 static int refusing_pipe(int fds[2])
 {
     (void)fds;
@@ -1034,53 +1026,47 @@ static int refusing_pipe(int fds[2])
 }
 static int plain_pipe(int fds[2]) { return pipe(fds); }
 
-/* With 0 and 1 closed, pipe() hands those out: above_stdio moves both ends up
-   (F_DUPFD, then the flags the copy lost). Every failure leaves nothing open. */
+typedef struct pipe_try {
+    int fds[2], above_stdio;
+} pipe_try;
+
+static int try_pipe_open(void *ctx)
+{
+    pipe_try *t = ctx;
+    return rill__pipe_open(t->fds, t->above_stdio);
+}
+static int try_set_blocking(void *ctx) { return rill__fd_set_blocking(((pipe_try *)ctx)->fds[0]); }
+static int try_set_cloexec(void *ctx) { return rill__fd_set_cloexec(((pipe_try *)ctx)->fds[0]); }
+
+/* A plain pipe (no pipe2 behind the hook), so every flag must be set. With 0 and 1
+   closed, pipe() hands those out: above_stdio moves both ends up (F_DUPFD, then the
+   flags the copy lost). Every failure leaves nothing open. */
 static int pipe_open_walk(int above_stdio, int low)
 {
-    static const rill__sys_hooks hooks = { .fcntl = failing_fcntl, .pipe = plain_pipe };
-    int saved0 = dup(0), saved1 = dup(1), fds0 = test_proc_fds(0), fds[2], k, rc = -1, failures = 0;
+    static const rill__sys_hooks hooks = { .pipe = plain_pipe };
+    int fds0 = test_proc_fds(0), n;
+    pipe_try t;
 
-    for (k = 1; k < 50 && rc != 0; k++) {
-        fcntl_calls = 0;
-        fcntl_fail_at = k;
-        if (low) {
-            close(0);
-            close(1);
-        }
-        rill__sys_hooks_set(&hooks);
-        rc = rill__pipe_open(fds, above_stdio);
-        rill__sys_hooks_set(NULL);
-        if (low) {
-            dup2(saved0, 0);
-            dup2(saved1, 1);
-        }
-        if (rc < 0) {
-            CU_ASSERT_EQUAL(rc, -EMFILE);
-            CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
-            failures++;
-        }
-    }
-    CU_ASSERT_EQUAL_FATAL(rc, 0);
-    CU_ASSERT(!above_stdio || (fds[0] >= 3 && fds[1] >= 3));
-    CU_ASSERT(fcntl(fds[0], F_GETFL) & O_NONBLOCK);
-    CU_ASSERT(fcntl(fds[1], F_GETFD) & FD_CLOEXEC);
-    close(fds[0]);
-    close(fds[1]);
+    t.above_stdio = above_stdio;
+    n = test_fcntl_walk(&hooks, low, try_pipe_open, &t);
+    CU_ASSERT_FATAL(n >= 0);
+    CU_ASSERT(!above_stdio || (t.fds[0] >= 3 && t.fds[1] >= 3));
+    CU_ASSERT(fcntl(t.fds[0], F_GETFL) & O_NONBLOCK);
+    CU_ASSERT(fcntl(t.fds[1], F_GETFD) & FD_CLOEXEC);
+    close(t.fds[0]);
+    close(t.fds[1]);
     CU_ASSERT_EQUAL(test_proc_fds(0), fds0);
-    close(saved0);
-    close(saved1);
-    return failures;
+    return n;
 }
 
 static void test_fd_helper_failures(void)
 {
     static const rill__sys_hooks no_pipe = { .pipe = refusing_pipe };
-    static const rill__sys_hooks bad_fcntl = { .fcntl = failing_fcntl };
     rill_loop_opts o;
-    int fds[2], fd;
+    pipe_try t;
+    int fd;
 
-    /* A plain pipe: 2 flags per end to set; moved up, 1 more (the copy) per end. */
+    /* 2 flags per end to set; moved up, 1 more (the copy) per end. */
     CU_ASSERT_EQUAL(pipe_open_walk(0, 0), 8);
     CU_ASSERT_EQUAL(pipe_open_walk(1, 1), 10);
     /* The loop's wake-up pipe: rill_loop_new fails with the pipe's errno. */
@@ -1090,23 +1076,17 @@ static void test_fd_helper_failures(void)
     CU_ASSERT_PTR_NULL(rill_loop_new(&o));
     CU_ASSERT_EQUAL(errno, ENFILE);
     rill__sys_hooks_set(NULL);
-    /* The single helpers. */
-    CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
-    fd = fds[0];
+    /* The single helpers: F_GETFL and F_SETFL; F_GETFD and F_SETFD. */
+    CU_ASSERT_EQUAL_FATAL(pipe(t.fds), 0);
+    fd = t.fds[0];
     CU_ASSERT_EQUAL(rill__fd_move_high(&fd), 0);
-    CU_ASSERT_EQUAL(fd, fds[0]);   /* already above 2: left as it is */
-    rill__sys_hooks_set(&bad_fcntl);
-    for (fcntl_fail_at = 1; fcntl_fail_at <= 2; fcntl_fail_at++) {
-        fcntl_calls = 0;
-        CU_ASSERT_EQUAL(rill__fd_set_blocking(fds[0]), -EMFILE);
-        fcntl_calls = 0;
-        CU_ASSERT_EQUAL(rill__fd_set_cloexec(fds[0]), -EMFILE);
-    }
-    rill__sys_hooks_set(NULL);
-    CU_ASSERT_EQUAL(rill__fd_set_blocking(fds[0]), 0);
-    CU_ASSERT_FALSE(fcntl(fds[0], F_GETFL) & O_NONBLOCK);
-    close(fds[0]);
-    close(fds[1]);
+    CU_ASSERT_EQUAL(fd, t.fds[0]);   /* already above 2: left as it is */
+    CU_ASSERT_EQUAL(test_fcntl_walk(NULL, 0, try_set_blocking, &t), 2);
+    CU_ASSERT_FALSE(fcntl(t.fds[0], F_GETFL) & O_NONBLOCK);
+    CU_ASSERT_EQUAL(test_fcntl_walk(NULL, 0, try_set_cloexec, &t), 2);
+    CU_ASSERT(fcntl(t.fds[0], F_GETFD) & FD_CLOEXEC);
+    close(t.fds[0]);
+    close(t.fds[1]);
 }
 
 /* A stopped loop asks an embedding program not to wait. */
