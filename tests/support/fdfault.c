@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
 
 static int calls, fail_at;
@@ -24,6 +25,8 @@ int test_fcntl_walk(const rill__sys_hooks *base, int low, int (*attempt)(void *c
 
     if (base != NULL)
         hooks = *base;
+    else
+        memset(&hooks, 0, sizeof hooks);
     hooks.fcntl = failing_fcntl;
     for (k = 1; k <= 100 && rc != 0 && failures >= 0; k++) {
         calls = 0;
