@@ -264,6 +264,15 @@ static void exec_failures(int force_fork)
     rill__spawn_force_fork = 0;
 }
 
+/* valgrind runs glibc's posix_spawn (clone with CLONE_VM | CLONE_VFORK) as a plain
+   fork, so the exec error the child stores in shared memory never reaches the
+   parent: the spawn "succeeds" and the child exits 127. Not rill's to fix. */
+static int under_valgrind(void)
+{
+    const char *p = getenv("LD_PRELOAD");
+    return p != NULL && strstr(p, "vgpreload") != NULL;
+}
+
 /* With the program's stdin and stdout closed, pipe() hands out 0 and 1: rill moves
    its ends to 3 or above, so the child's dup2 onto 0, 1, 2 cannot overwrite them.
    A stderr sent to a closed stdout is an error of the spawn. */
@@ -284,8 +293,9 @@ static void test_low_descriptors_moved(void)
         CU_ASSERT_EQUAL(rc, 4);
         CU_ASSERT_STRING_EQUAL(out, "low\n");
     }
-    /* stderr to a stdout that is closed: the child cannot dup it, the spawn says EBADF. */
-    for (force = 0; force < 2; force++) {
+    /* stderr to a stdout that is closed: the child cannot dup it, the spawn says EBADF
+       (on the posix_spawn path only outside valgrind, which cannot report it). */
+    for (force = under_valgrind() ? 1 : 0; force < 2; force++) {
         rill_spawn_opts o;
         const char *argv[] = { "/bin/true", NULL };
         run r;
@@ -302,15 +312,6 @@ static void test_low_descriptors_moved(void)
     close(saved1);
     test_loop_finish(loop);
     assert_no_children();
-}
-
-/* valgrind runs glibc's posix_spawn (clone with CLONE_VM | CLONE_VFORK) as a plain
-   fork, so the exec error the child stores in shared memory never reaches the
-   parent: the spawn "succeeds" and the child exits 127. Not rill's to fix. */
-static int under_valgrind(void)
-{
-    const char *p = getenv("LD_PRELOAD");
-    return p != NULL && strstr(p, "vgpreload") != NULL;
 }
 
 static void test_exec_failure_posix_spawn(void)
