@@ -121,6 +121,15 @@ static int spawn(run *r, rill_loop *loop, const rill_spawn_opts *o)
     return r->spawn_status;
 }
 
+/* Spawns argv with stdin and stdout as given (stderr inherited); it must start. */
+static void spawn_ok(run *r, rill_loop *loop, rill_spawn_opts *o, const char *const *argv, int in, int out)
+{
+    opts_init(o, argv);
+    o->stdio[0].how = in;
+    o->stdio[1].how = out;
+    CU_ASSERT_EQUAL_FATAL(spawn(r, loop, o), 0);
+}
+
 /* Reads stdout (when piped) to EOF, waits, closes; returns the returncode. */
 static int finish(run *r)
 {
@@ -352,10 +361,7 @@ static void test_readline_stdout(void)
     lines l;
 
     memset(&l, 0, sizeof l);
-    opts_init(&o, argv);
-    o.stdio[0].how = RILL_STDIO_DEVNULL;
-    o.stdio[1].how = RILL_STDIO_PIPE;
-    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    spawn_ok(&r, loop, &o, argv, RILL_STDIO_DEVNULL, RILL_STDIO_PIPE);
     CU_ASSERT_EQUAL(rill_stream_mode(rill_process_stdout(r.p)), RILL_MODE_READ);
     CU_ASSERT_EQUAL(rill_readline(rill_process_stdout(r.p), on_line, &l), 0);
     CU_ASSERT(test_run_until(loop, &l.eof, BOUND_MS));
@@ -481,10 +487,7 @@ static void test_communicate_edges(void)
     CU_ASSERT_EQUAL(b.outlen, 0);
     /* The program already reads stdout: communicate leaves it alone and says so. */
     memset(&b, 0, sizeof b);
-    opts_init(&o, talk);
-    o.stdio[0].how = RILL_STDIO_PIPE;
-    o.stdio[1].how = RILL_STDIO_PIPE;
-    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    spawn_ok(&r, loop, &o, talk, RILL_STDIO_PIPE, RILL_STDIO_PIPE);
     CU_ASSERT_EQUAL(rill_read(rill_process_stdout(r.p), 4096, on_out, &r), 0);
     CU_ASSERT_EQUAL(rill_process_communicate(r.p, NULL, 0, on_comm_small, &b), 0);
     CU_ASSERT(test_run_until(loop, &b.done, BOUND_MS));
@@ -548,10 +551,7 @@ static void test_stdin_close_gives_eof(void)
     rill_spawn_opts o;
     run r;
 
-    opts_init(&o, argv);
-    o.stdio[0].how = RILL_STDIO_PIPE;
-    o.stdio[1].how = RILL_STDIO_PIPE;
-    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    spawn_ok(&r, loop, &o, argv, RILL_STDIO_PIPE, RILL_STDIO_PIPE);
     CU_ASSERT_EQUAL(rill_stream_mode(rill_process_stdin(r.p)), RILL_MODE_WRITE);
     CU_ASSERT_EQUAL(rill_write(rill_process_stdin(r.p), "hello", 5, NULL, NULL), 0);
     CU_ASSERT_EQUAL(rill_close(rill_process_stdin(r.p), NULL, NULL), 0);
@@ -569,10 +569,7 @@ static void test_child_closes_stdout_early(void)
     int rc;
     run r;
 
-    opts_init(&o, argv);
-    o.stdio[0].how = RILL_STDIO_PIPE;
-    o.stdio[1].how = RILL_STDIO_PIPE;
-    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    spawn_ok(&r, loop, &o, argv, RILL_STDIO_PIPE, RILL_STDIO_PIPE);
     CU_ASSERT_EQUAL(rill_read(rill_process_stdout(r.p), 4096, on_out, &r), 0);
     CU_ASSERT(test_run_until(loop, &r.out_eof, BOUND_MS));
     CU_ASSERT_EQUAL(r.out_eof, 1);
@@ -720,10 +717,7 @@ static void test_close_without_kill_reaps(void)
     rill_spawn_opts o;
     run r;
 
-    opts_init(&o, argv);
-    o.stdio[0].how = RILL_STDIO_PIPE;
-    o.stdio[1].how = RILL_STDIO_PIPE;
-    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+    spawn_ok(&r, loop, &o, argv, RILL_STDIO_PIPE, RILL_STDIO_PIPE);
     CU_ASSERT_EQUAL(rill_process_wait(r.p, on_wait, &r), 0);
     CU_ASSERT_EQUAL(rill_process_close(r.p, 0), 0);
     CU_ASSERT_EQUAL(rill_process_close(r.p, 0), RILL_EINVAL);
