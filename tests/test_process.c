@@ -926,31 +926,30 @@ static void test_user_watches_sigchld_too(void)
     assert_no_children();
 }
 
+/* Each flag on both paths: the child leads a group (or session) of its own. */
 static void test_new_group_and_session(void)
 {
+    static const struct { int flag; pid_t (*leader)(pid_t); } kinds[] = {
+        { RILL_SPAWN_NEW_PGROUP, getpgid },
+        { RILL_SPAWN_NEW_SESSION, getsid },
+    };
     rill_loop *loop = test_loop_new(RILL_BACKEND_AUTO);
     const char *argv[] = { "sleep", "30", NULL };
     rill_spawn_opts o;
+    int k, force;
     run r;
 
-    int force;
-
-    for (force = 0; force < 2; force++) {
-        rill__spawn_force_fork = force;
-        opts_init(&o, argv);
-        o.flags = RILL_SPAWN_NEW_PGROUP;
-        CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
-        CU_ASSERT_EQUAL(getpgid(rill_process_pid(r.p)), rill_process_pid(r.p));
-        CU_ASSERT_EQUAL(rill_process_signal(r.p, SIGKILL), 0);
-        CU_ASSERT_EQUAL(finish(&r), -SIGKILL);
-    }
+    for (k = 0; k < 2; k++)
+        for (force = 0; force < 2; force++) {
+            rill__spawn_force_fork = force;
+            opts_init(&o, argv);
+            o.flags = kinds[k].flag;
+            CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
+            CU_ASSERT_EQUAL(kinds[k].leader(rill_process_pid(r.p)), rill_process_pid(r.p));
+            CU_ASSERT_EQUAL(rill_process_signal(r.p, SIGKILL), 0);
+            CU_ASSERT_EQUAL(finish(&r), -SIGKILL);
+        }
     rill__spawn_force_fork = 0;
-    opts_init(&o, argv);
-    o.flags = RILL_SPAWN_NEW_SESSION;
-    CU_ASSERT_EQUAL_FATAL(spawn(&r, loop, &o), 0);
-    CU_ASSERT_EQUAL(getsid(rill_process_pid(r.p)), rill_process_pid(r.p));
-    CU_ASSERT_EQUAL(rill_process_signal(r.p, SIGKILL), 0);
-    CU_ASSERT_EQUAL(finish(&r), -SIGKILL);
     test_loop_finish(loop);
     assert_no_children();
 }
